@@ -1,0 +1,78 @@
+# Ozwald: the single entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+GEN := gen/python
+PROTOS := $(shell find proto -name '*.proto' | sort)
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+.PHONY: install
+install: $(VENV)/.installed ## create .venv and install Ozwald with its dev tools
+
+.PHONY: proto
+proto: $(VENV)/.installed ## regenerate Python code and .pyi stubs from proto/
+	rm -rf $(GEN)/ozwald
+	mkdir -p $(GEN)
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) -m grpc_tools.protoc -Iproto \
+		--python_out=$(GEN) --mypy_out=$(GEN) \
+		--grpc_python_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+	find $(GEN)/ozwald -type d -exec touch {}/__init__.py \;
+
+.PHONY: proto-check
+proto-check: $(VENV)/.installed ## fail when generated code is stale, buf lint fails, or a released field broke
+	$(BIN)/buf lint
+	@if git cat-file -e HEAD~1:proto 2>/dev/null; then \
+		$(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: no protos in HEAD~1, nothing to compare"; fi
+	$(MAKE) --no-print-directory proto
+	@git add -N $(GEN) && git diff --exit-code --stat -- $(GEN) \
+		|| { echo "generated code under $(GEN) is stale: run 'make proto' and commit it"; exit 1; }
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff format check and lint, buf lint
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/buf lint
+
+.PHONY: format
+format: $(VENV)/.installed ## apply ruff formatting and fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy --strict on hand-written code
+	$(BIN)/mypy
+
+.PHONY: docker
+docker: ## make sure a Docker Engine answers (installs and starts Debian's docker.io when absent)
+	@bash scripts/ensure-docker.sh
+
+.PHONY: test
+test: $(VENV)/.installed docker ## the whole suite: proto freshness, lint, types, unit, integration
+	$(MAKE) --no-print-directory proto-check lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(VENV)/.installed ## unit tests only (no Docker needed)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: gpu-check
+gpu-check: ## on an NVIDIA machine: print the real host profile and run the gpu-marked tests
+	bash scripts/gpu-check.sh
+
+.PHONY: quickstart
+quickstart: $(VENV)/.installed docker ## start an agent and show this host's profile
+	bash scripts/quickstart.sh
