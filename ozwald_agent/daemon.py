@@ -1,0 +1,167 @@
+"""The agent process's gRPC server: listeners, locks, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
+
+from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_agent.request_logging import RequestLoggingInterceptor
+from ozwald_agent.servicer import AgentServicer, ProfileCollector
+from ozwald_agent.unix_socket import prepare_socket_path
+
+logger = logging.getLogger(__name__)
+
+AGENT_SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+SOCKET_MODE = 0o660
+MAX_WORKERS = 32
+
+
+class AgentInUseError(Exception):
+    """Another agent already owns the socket or the state directory."""
+
+
+class ListenError(Exception):
+    """A listener could not be opened (permissions, bad address, unreadable TLS files)."""
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """A TCP listener that accepts only clients with a certificate signed by client_ca."""
+
+    address: str
+    cert: Path
+    key: Path
+    client_ca: Path
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket_path: Path
+    state_dir: Path
+    socket_group: str | None = None
+    tcp: TlsListener | None = None
+
+
+class AgentDaemon:
+    """Owns the server's lifetime: `start()`, then `stop()` exactly once."""
+
+    def __init__(self, config: DaemonConfig, collect_profile: ProfileCollector) -> None:
+        self._config = config
+        self._servicer = AgentServicer(collect_profile)
+        self._health = health.HealthServicer(experimental_non_blocking=True)
+        self._locks: list[ExclusiveLock] = []
+        self._server: grpc.Server | None = None
+        self.tcp_port: int | None = None
+
+    def start(self) -> None:
+        cfg = self._config
+        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.socket_path.parent.mkdir(
+            parents=True, exist_ok=True, mode=0o755 if os.geteuid() == 0 else 0o700
+        )
+        try:
+            self._lock(cfg.state_dir / "agent.lock", "state directory", cfg.state_dir)
+            self._lock(Path(f"{cfg.socket_path}.lock"), "socket", cfg.socket_path)
+            prepare_socket_path(cfg.socket_path)
+            self._server = self._build_server()
+            self._server.start()
+        except BaseException:
+            self._release_locks()
+            raise
+        logger.info(
+            "agent serving on unix://%s%s",
+            cfg.socket_path,
+            f" and {cfg.tcp.address} (mutual TLS)" if cfg.tcp else "",
+            extra={"socket": str(cfg.socket_path), "state_dir": str(cfg.state_dir)},
+        )
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new calls, end open streams, wait for calls in flight, clean up."""
+        self._health.enter_graceful_shutdown()
+        self._servicer.shut_down()
+        if self._server is not None:
+            self._server.stop(grace_s).wait()
+        self._config.socket_path.unlink(missing_ok=True)
+        self._release_locks()
+        logger.info("agent stopped")
+
+    def _lock(self, path: Path, what: str, owned: Path) -> None:
+        lock = ExclusiveLock(path)
+        try:
+            lock.acquire()
+        except LockHeldError as e:
+            holder = f"another agent (pid {e.holder_pid})" if e.holder_pid else "another agent"
+            raise AgentInUseError(f"{holder} already uses the {what} {owned}") from e
+        self._locks.append(lock)
+
+    def _release_locks(self) -> None:
+        while self._locks:
+            self._locks.pop().release()
+
+    def _build_server(self) -> grpc.Server:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="rpc"),
+            interceptors=[RequestLoggingInterceptor()],
+            # Without this, Linux lets a second agent bind the same TCP port and
+            # silently share its traffic.
+            options=[("grpc.so_reuseport", 0)],
+        )
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(self._servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        for name in ("", AGENT_SERVICE_NAME):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (
+                AGENT_SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        self._bind_unix(server)
+        if self._config.tcp is not None:
+            self.tcp_port = _bind_tls(server, self._config.tcp)
+        return server
+
+    def _bind_unix(self, server: grpc.Server) -> None:
+        path = self._config.socket_path
+        # The umask closes the window between bind and chmod in which others could connect.
+        previous = os.umask(0o117)
+        try:
+            server.add_insecure_port(f"unix:{path}")
+        except RuntimeError as e:
+            raise ListenError(f"cannot listen on unix socket {path}: {e}") from e
+        finally:
+            os.umask(previous)
+        os.chmod(path, SOCKET_MODE)
+        if self._config.socket_group is not None:
+            try:
+                gid = grp.getgrnam(self._config.socket_group).gr_gid
+            except KeyError as e:
+                raise ListenError(f"no group named {self._config.socket_group!r}") from e
+            os.chown(path, -1, gid)
+
+
+def _bind_tls(server: grpc.Server, tcp: TlsListener) -> int:
+    try:
+        credentials = grpc.ssl_server_credentials(
+            [(tcp.key.read_bytes(), tcp.cert.read_bytes())],
+            root_certificates=tcp.client_ca.read_bytes(),
+            require_client_auth=True,
+        )
+    except OSError as e:
+        raise ListenError(f"cannot read TLS material: {e}") from e
+    try:
+        return server.add_secure_port(tcp.address, credentials)
+    except RuntimeError as e:
+        raise ListenError(f"cannot listen on {tcp.address}: {e}") from e

@@ -1,0 +1,173 @@
+"""`ozwald-agent`: the per-host daemon's command line.
+
+Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 unexpected failure, 2 bad usage,
+3 another agent already owns the socket or state directory, 4 a listener could not
+be opened, 5 a hardware snapshot could not be read or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+
+from ozwald_agent.daemon import AgentDaemon, AgentInUseError, DaemonConfig, ListenError, TlsListener
+from ozwald_agent.hardware.profile import collect_host_profile
+from ozwald_agent.hardware.snapshot import load_snapshot, record_snapshot
+from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
+from ozwald_sdk.logs import configure_logging
+from ozwald_sdk.paths import default_agent_socket, default_agent_state_dir
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_IN_USE = 3
+EXIT_LISTEN = 4
+EXIT_SNAPSHOT = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ozwald-agent",
+        description="Ozwald's per-host agent: host profiling and (soon) provisioning over gRPC.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ozwald')}")
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        default=default_agent_socket(),
+        help="unix socket to serve on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--socket-group",
+        metavar="GROUP",
+        help="group that owns the socket; its members may use the agent (mode 0660)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_agent_state_dir(),
+        help="directory for the agent's state (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="also serve over TCP; requires --tls-cert, --tls-key and --tls-client-ca",
+    )
+    parser.add_argument("--tls-cert", type=Path, help="server certificate (PEM) for --listen")
+    parser.add_argument("--tls-key", type=Path, help="server private key (PEM) for --listen")
+    parser.add_argument(
+        "--tls-client-ca", type=Path, help="CA (PEM) that must have signed every client"
+    )
+    parser.add_argument(
+        "--hardware-snapshot",
+        type=Path,
+        metavar="FILE",
+        help="report the GPUs recorded in FILE instead of this host's (simulated hosts)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    record = commands.add_parser(
+        "record-hardware", help="record this host's GPU libraries' answers to a JSON snapshot"
+    )
+    record.add_argument("output", type=Path, help="file to write ('-' for stdout)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, args.log_format)
+    if args.command == "record-hardware":
+        return _record_hardware(args.output)
+    tls = (args.tls_cert, args.tls_key, args.tls_client_ca)
+    if args.listen is None and any(tls):
+        parser.error("--tls-cert, --tls-key and --tls-client-ca only make sense with --listen")
+    if args.listen is not None and not all(tls):
+        parser.error(
+            "--listen serves over TCP, which requires mutual TLS: give --tls-cert, "
+            "--tls-key and --tls-client-ca (for local use, the unix socket needs none)"
+        )
+    return _serve(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        sources = load_snapshot(args.hardware_snapshot) if args.hardware_snapshot else None
+    except (OSError, ValueError) as e:
+        return _fail(
+            EXIT_SNAPSHOT,
+            f"cannot load hardware snapshot: {e}",
+            "check the path, or record one with `ozwald-agent record-hardware FILE`",
+        )
+    config = DaemonConfig(
+        socket_path=args.socket.absolute(),
+        state_dir=args.state_dir.absolute(),
+        socket_group=args.socket_group,
+        tcp=TlsListener(args.listen, args.tls_cert, args.tls_key, args.tls_client_ca)
+        if args.listen
+        else None,
+    )
+    daemon = AgentDaemon(
+        config, functools.partial(collect_host_profile, config.state_dir, sources=sources)
+    )
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        daemon.start()
+    except (AgentInUseError, SocketInUseError) as e:
+        return _fail(
+            EXIT_IN_USE,
+            str(e),
+            "stop that agent first, or give this one its own --socket and --state-dir",
+        )
+    except NotASocketError as e:
+        return _fail(EXIT_IN_USE, str(e), "move that file away or choose another --socket")
+    except (ListenError, PermissionError) as e:
+        return _fail(EXIT_LISTEN, str(e), "check the address and that this user may create it")
+    while not stop_requested.wait(timeout=3600):
+        pass
+    daemon.stop()
+    return EXIT_OK
+
+
+def _record_hardware(output: Path) -> int:
+    try:
+        text = json.dumps(record_snapshot(), indent=2, sort_keys=True) + "\n"
+        if str(output) == "-":
+            sys.stdout.write(text)
+        else:
+            output.write_text(text)
+    except OSError as e:
+        return _fail(
+            EXIT_SNAPSHOT, f"cannot write snapshot: {e}", "check the path and its permissions"
+        )
+    return EXIT_OK
+
+
+def _fail(code: int, message: str, remedy: str) -> int:
+    print(f"ozwald-agent: error: {message}", file=sys.stderr)
+    if remedy:
+        print(f"ozwald-agent: hint: {remedy}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

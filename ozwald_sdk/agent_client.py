@@ -1,0 +1,261 @@
+"""The clients people and the CLI use to talk to one host's agent.
+
+`AgentClient` (blocking) and `AsyncAgentClient` (asyncio) share one behaviour:
+
+- every call has a deadline (the client's `timeout` unless the call gives its own) shared
+  by all its retries;
+- idempotent calls are retried on UNAVAILABLE and RESOURCE_EXHAUSTED with jittered
+  exponential backoff (`ozwald_sdk.retry`); nothing else is retried;
+- a missing unix socket fails at once with AgentUnreachableError instead of waiting out
+  the retries;
+- every call carries the client's correlation id (metadata x-ozwald-correlation-id),
+  so one grep finds it in the agent's log;
+- failures are `ozwald_sdk.errors.OzwaldError` subclasses, never grpc.RpcError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import time
+import uuid
+from collections.abc import AsyncGenerator, Generator
+from types import TracebackType
+from typing import Self
+
+import grpc
+from ozwald.agent.v1.agent_service_pb2 import GetHostProfileRequest, WatchHostProfileRequest
+from ozwald.common.v1.host_profile_pb2 import HostProfile
+
+from ozwald_sdk.channel import open_aio_channel, open_channel
+from ozwald_sdk.errors import OzwaldError
+from ozwald_sdk.metadata import CORRELATION_ID_KEY
+from ozwald_sdk.retry import (
+    DEFAULT_RETRY,
+    RetryPolicy,
+    call_with_retry,
+    call_with_retry_async,
+    is_retryable,
+)
+from ozwald_sdk.rpc.agent_service import AgentServiceRpc, AsyncAgentServiceRpc
+from ozwald_sdk.target import AgentTarget, resolve_target
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_WATCH_INTERVAL = 5.0
+
+
+class _AgentClientBase:
+    def __init__(
+        self,
+        target: str | AgentTarget | None,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        correlation_id: str | None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self.target = target if isinstance(target, AgentTarget) else resolve_target(target)
+        self.correlation_id = correlation_id or uuid.uuid4().hex
+        self.timeout = timeout
+        self.retry = retry
+        self._metadata = ((CORRELATION_ID_KEY, self.correlation_id),)
+        self._closed = False
+
+    def _watch_request(self, interval: float) -> WatchHostProfileRequest:
+        request = WatchHostProfileRequest()
+        request.interval.FromTimedelta(datetime.timedelta(seconds=interval))
+        return request
+
+    def _watch_should_end(self, error: OzwaldError, seconds_left: float | None) -> bool:
+        """Whether a failed stream ends the watch quietly: its own deadline, or close()."""
+        deadline_passed = (
+            error.code == grpc.StatusCode.DEADLINE_EXCEEDED
+            and seconds_left is not None
+            and not error.reason
+        )
+        return deadline_passed or (self._closed and error.code == grpc.StatusCode.CANCELLED)
+
+    def _may_reopen(self, error: OzwaldError, failures: int) -> bool:
+        return is_retryable(error) and failures < self.retry.max_attempts
+
+    def _pause_before_reopening(self, failures: int, deadline: float | None) -> float | None:
+        """Seconds to wait before opening the watch again; None when that passes the deadline."""
+        pause = self.retry.delay(failures)
+        if deadline is not None and time.monotonic() + pause >= deadline:
+            return None
+        return pause
+
+
+class AgentClient(_AgentClientBase):
+    """Blocking client for one agent; use it as a context manager, or call close().
+
+    `target` is an address (see ozwald_sdk.target), a resolved AgentTarget, or None for
+    $OZWALD_AGENT or the default socket. Raises ConnectionConfigError for an address or
+    TLS setting that cannot be used.
+    """
+
+    def __init__(
+        self,
+        target: str | AgentTarget | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__(target, timeout=timeout, retry=retry, correlation_id=correlation_id)
+        self._channel = open_channel(self.target)
+        self._rpc = AgentServiceRpc(self._channel, self.target)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls in flight end with CANCELLED, watches end quietly."""
+        self._closed = True
+        self._channel.close()
+
+    def get_host_profile(self, *, timeout: float | None = None) -> HostProfile:
+        """The host's profile, collected by the agent now."""
+
+        def attempt(seconds_left: float) -> HostProfile:
+            self.target.check_socket()
+            response = self._rpc.get_host_profile(
+                GetHostProfileRequest(), timeout=seconds_left, metadata=self._metadata
+            )
+            return response.profile
+
+        return call_with_retry(
+            attempt,
+            policy=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            idempotent=True,
+        )
+
+    def watch_host_profile(
+        self, interval: float = DEFAULT_WATCH_INTERVAL, *, timeout: float | None = None
+    ) -> Generator[HostProfile, None, None]:
+        """The profile now, then again every `interval` seconds, until you stop iterating.
+
+        Each profile is complete state, so a stream that breaks with UNAVAILABLE (the
+        agent restarted, a connection dropped) is simply opened again after a jittered
+        backoff; `retry.max_attempts` failures in a row without a profile in between
+        raise the last error. `timeout` bounds the whole watch: when it passes, the
+        iteration ends. It also ends when the agent ends the stream or the client closes.
+        """
+        request = self._watch_request(interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
+        while True:
+            seconds_left = None if deadline is None else deadline - time.monotonic()
+            try:
+                self.target.check_socket()
+                stream = self._rpc.watch_host_profile(
+                    request, timeout=seconds_left, metadata=self._metadata
+                )
+                with contextlib.closing(stream):
+                    for response in stream:
+                        failures = 0
+                        yield response.profile
+                return
+            except OzwaldError as e:
+                if self._watch_should_end(e, seconds_left):
+                    return
+                failures += 1
+                if not self._may_reopen(e, failures):
+                    raise
+                pause = self._pause_before_reopening(failures, deadline)
+                if pause is None:
+                    return
+            time.sleep(pause)
+
+
+class AsyncAgentClient(_AgentClientBase):
+    """asyncio client for one agent; create it inside the event loop that uses it.
+
+    Use `async with`, or await close(). Arguments as for AgentClient.
+    """
+
+    def __init__(
+        self,
+        target: str | AgentTarget | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        correlation_id: str | None = None,
+    ) -> None:
+        super().__init__(target, timeout=timeout, retry=retry, correlation_id=correlation_id)
+        self._channel = open_aio_channel(self.target)
+        self._rpc = AsyncAgentServiceRpc(self._channel, self.target)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight end with CANCELLED, watches end quietly."""
+        self._closed = True
+        await self._channel.close()
+
+    async def get_host_profile(self, *, timeout: float | None = None) -> HostProfile:
+        """The host's profile, collected by the agent now."""
+
+        async def attempt(seconds_left: float) -> HostProfile:
+            self.target.check_socket()
+            response = await self._rpc.get_host_profile(
+                GetHostProfileRequest(), timeout=seconds_left, metadata=self._metadata
+            )
+            return response.profile
+
+        return await call_with_retry_async(
+            attempt,
+            policy=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            idempotent=True,
+        )
+
+    async def watch_host_profile(
+        self, interval: float = DEFAULT_WATCH_INTERVAL, *, timeout: float | None = None
+    ) -> AsyncGenerator[HostProfile, None]:
+        """As AgentClient.watch_host_profile, for `async for`."""
+        request = self._watch_request(interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
+        while True:
+            seconds_left = None if deadline is None else deadline - time.monotonic()
+            try:
+                self.target.check_socket()
+                stream = self._rpc.watch_host_profile(
+                    request, timeout=seconds_left, metadata=self._metadata
+                )
+                async with contextlib.aclosing(stream):
+                    async for response in stream:
+                        failures = 0
+                        yield response.profile
+                return
+            except OzwaldError as e:
+                if self._watch_should_end(e, seconds_left):
+                    return
+                failures += 1
+                if not self._may_reopen(e, failures):
+                    raise
+                pause = self._pause_before_reopening(failures, deadline)
+                if pause is None:
+                    return
+            await asyncio.sleep(pause)

@@ -1,0 +1,255 @@
+"""Every error the SDK raises: `OzwaldError` and its subclasses, with stable exit codes.
+
+Servers send a google.rpc.Status whose ErrorInfo (domain "ozwald") carries a stable
+reason code, a human message and a remedy. `error_from_rpc` turns a failed call into
+the specific subclass only when the gRPC code *and* the reason match one it knows;
+anything else becomes the generic class for the gRPC code, so a newer server's new
+reasons still land somewhere sensible.
+
+Exit codes (what the `ozwald` CLI returns; stable across releases):
+
+    0    success
+    1    FAILURE: an error with no more specific code (server bug, unexpected status)
+    2    USAGE: bad command line (argparse)
+    3    AGENT_UNREACHABLE: no agent answers, or it is shutting down
+    4    CONNECTION_CONFIG: the agent address or TLS settings cannot be used
+    5    PERMISSION_DENIED: the agent's socket or the agent refused this user
+    6    DEADLINE_EXCEEDED: the agent did not answer in time
+    7    INVALID_ARGUMENT: the agent refused the request as malformed
+    8    AGENT_TOO_OLD: the agent does not implement the call
+    10-19  reserved for provisioning: config invalid, admission refused, failed to start
+    130  INTERRUPTED: Ctrl-C
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from ozwald.common.v1.error_reason_pb2 import (
+    ERROR_REASON_HOST_PROFILE_FAILED,
+    ERROR_REASON_INVALID_ARGUMENT,
+    ERROR_REASON_SHUTTING_DOWN,
+)
+
+from ozwald_sdk.metadata import ERROR_DOMAIN, REMEDY_KEY, STATUS_DETAILS_KEY, reason_name
+
+if TYPE_CHECKING:
+    from ozwald_sdk.target import AgentTarget
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit status for each kind of failure; see the module docstring."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    AGENT_UNREACHABLE = 3
+    CONNECTION_CONFIG = 4
+    PERMISSION_DENIED = 5
+    DEADLINE_EXCEEDED = 6
+    INVALID_ARGUMENT = 7
+    AGENT_TOO_OLD = 8
+    INTERRUPTED = 130
+
+
+class OzwaldError(Exception):
+    """Base of every SDK error: what went wrong, what to do next, and where it came from.
+
+    `code` is the gRPC status of the failed call, None when the error arose before any
+    call (a bad address, a missing socket). `reason` is the server's stable ErrorInfo
+    reason, empty when the server sent none. `metadata` is the rest of the ErrorInfo
+    metadata (e.g. "field" for an invalid argument).
+    """
+
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILURE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str = "",
+        reason: str = "",
+        code: grpc.StatusCode | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+        self.reason = reason
+        self.code = code
+        self.metadata: dict[str, str] = dict(metadata or {})
+
+
+class ConnectionConfigError(OzwaldError):
+    """The agent address or the TLS settings cannot be used; no call was made."""
+
+    exit_code = ExitCode.CONNECTION_CONFIG
+
+
+class UnavailableError(OzwaldError):
+    """The server answered UNAVAILABLE for a reason this client does not know."""
+
+    exit_code = ExitCode.AGENT_UNREACHABLE
+
+
+class AgentUnreachableError(UnavailableError):
+    """No agent answers at the address: no socket, connection refused, TLS handshake failed."""
+
+
+class ShuttingDownError(UnavailableError):
+    """The agent is shutting down and takes no new work (UNAVAILABLE, SHUTTING_DOWN)."""
+
+
+class PermissionDeniedError(OzwaldError):
+    """This user may not use the agent: socket permissions, or the agent said no."""
+
+    exit_code = ExitCode.PERMISSION_DENIED
+
+
+class UnauthenticatedError(PermissionDeniedError):
+    """The agent did not accept this client's credentials."""
+
+
+class DeadlineExceededError(OzwaldError):
+    """The call did not finish within its timeout."""
+
+    exit_code = ExitCode.DEADLINE_EXCEEDED
+
+
+class InvalidArgumentError(OzwaldError):
+    """The agent refused the request as malformed; `field` names the culprit when known."""
+
+    exit_code = ExitCode.INVALID_ARGUMENT
+
+    @property
+    def field(self) -> str | None:
+        return self.metadata.get("field")
+
+
+class UnimplementedError(OzwaldError):
+    """The agent does not implement the call: it is older than this client."""
+
+    exit_code = ExitCode.AGENT_TOO_OLD
+
+
+class ResourceExhaustedError(OzwaldError):
+    """The server is out of some resource or rate-limits this client."""
+
+
+class InternalServerError(OzwaldError):
+    """The server failed while handling the call (INTERNAL, UNKNOWN, DATA_LOSS)."""
+
+
+class HostProfileFailedError(InternalServerError):
+    """The agent could not collect the host profile at all (INTERNAL, HOST_PROFILE_FAILED)."""
+
+
+_BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
+    (grpc.StatusCode.INVALID_ARGUMENT, reason_name(ERROR_REASON_INVALID_ARGUMENT)): (
+        InvalidArgumentError
+    ),
+    (grpc.StatusCode.INTERNAL, reason_name(ERROR_REASON_HOST_PROFILE_FAILED)): (
+        HostProfileFailedError
+    ),
+    (grpc.StatusCode.UNAVAILABLE, reason_name(ERROR_REASON_SHUTTING_DOWN)): ShuttingDownError,
+}
+
+_BY_CODE: Mapping[grpc.StatusCode, type[OzwaldError]] = {
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.UNIMPLEMENTED: UnimplementedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.INTERNAL: InternalServerError,
+    grpc.StatusCode.UNKNOWN: InternalServerError,
+    grpc.StatusCode.DATA_LOSS: InternalServerError,
+}
+
+
+def error_from_rpc(
+    error: grpc.RpcError,
+    *,
+    method: str,
+    target: AgentTarget,
+    timeout: float | None,
+    correlation_id: str | None,
+) -> OzwaldError:
+    """The OzwaldError for a failed call; raise it `from error`.
+
+    The specific subclass needs both the gRPC code and an "ozwald" ErrorInfo reason it
+    knows; otherwise the class follows the code alone. Without an ozwald ErrorInfo the
+    error did not come from an Ozwald server's handler (transport failure, deadline,
+    unknown method), and the message is written here from what the client knows.
+    """
+    if not isinstance(error, grpc.Call | grpc.aio.AioRpcError):
+        return OzwaldError(f"{method} to {target.display} failed: {error}")
+    code = error.code()
+    details = error.details() or code.name
+    info = _ozwald_error_info(code, error.trailing_metadata())
+    if info is not None:
+        cls = _BY_CODE_AND_REASON.get((code, info.reason)) or _BY_CODE.get(code, OzwaldError)
+        metadata = dict(info.metadata)
+        return cls(
+            details,
+            remedy=metadata.pop(REMEDY_KEY, ""),
+            reason=info.reason,
+            code=code,
+            metadata=metadata,
+        )
+    where = target.display
+    look_in_log = "look in the agent's log" + (
+        f" for correlation id {correlation_id}" if correlation_id else ""
+    )
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return AgentUnreachableError(
+            f"no Ozwald agent answers at {where}: {details}",
+            remedy=target.unreachable_remedy,
+            code=code,
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        within = f" within {timeout:.3g} s" if timeout is not None else ""
+        return DeadlineExceededError(
+            f"the agent at {where} did not answer {method}{within}",
+            remedy=f"allow it more time (--timeout); if it keeps happening, {look_in_log}",
+            code=code,
+        )
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return UnimplementedError(
+            f"the agent at {where} does not implement {method}: it is older than this client",
+            remedy="upgrade ozwald-agent on that host to this client's version",
+            code=code,
+        )
+    cls = _BY_CODE.get(code, OzwaldError)
+    return cls(
+        f"{method} to {where} failed with {code.name}: {details}",
+        remedy=look_in_log,
+        code=code,
+    )
+
+
+def _ozwald_error_info(
+    code: grpc.StatusCode, trailing_metadata: Iterable[tuple[str, str | bytes]] | None
+) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo with domain "ozwald" in the call's google.rpc.Status, if any.
+
+    Parsed by hand rather than with grpc_status.rpc_status.from_call, which accepts
+    neither the exceptions of grpc.aio nor a Status whose code disagrees with the
+    call's; such a Status (e.g. rewritten by a proxy) is ignored here instead.
+    """
+    for key, value in trailing_metadata or ():
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        if status.code != code.value[0]:
+            return None
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
+                return info
+    return None

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU, where the repository was copied but nothing installed (no
+# Docker either): print the host profile as JSON, record a hardware snapshot, and run the
+# gpu-marked tests. With $OUT set, host_profile.json and nvidia_real_snapshot.json go there.
+# Wheels in .whl/ (e.g. the protobuf the generated code needs, the docker SDK) are installed
+# into a temporary directory first, for hosts that lack them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+site=""
+if compgen -G ".whl/*.whl" >/dev/null; then
+    site="$(mktemp -d)"
+    trap 'rm -rf "$site"' EXIT
+    python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl
+fi
+export PYTHONPATH="${site:+$site:}gen/python:.${PYTHONPATH:+:$PYTHONPATH}"
+
+python3 - <<'PY'
+import json
+import os
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from ozwald_agent.hardware.profile import collect_host_profile
+from ozwald_agent.hardware.snapshot import record_snapshot
+from ozwald_sdk.paths import default_agent_state_dir
+
+profile = json_format.MessageToJson(collect_host_profile(default_agent_state_dir()))
+print(profile)
+if os.environ.get("OUT"):
+    out = Path(os.environ["OUT"])
+    (out / "host_profile.json").write_text(profile + "\n")
+    snapshot = record_snapshot(description="recorded by scripts/gpu-check.sh")
+    (out / "nvidia_real_snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
+PY
+
+python3 -m pytest -m gpu tests/gpu -p no:cacheprovider --run-gpu -o addopts=''
