@@ -111,7 +111,9 @@ class AmdDetector:
             report.warnings.append(f"GPU {index}: {text}")
 
         asic = attempt(lambda: smi.asic_info(index), warn, "ASIC info")
-        bus_id = normalize_pci_bus_id(attempt(lambda: smi.pci_bus_id(index), warn, "PCI") or "")
+        bus_id = normalize_pci_bus_id(
+            attempt(lambda: smi.pci_bus_id(index), warn, "PCI bus id") or ""
+        )
         device_id = "" if asic is None or asic.device_id == "N/A" else asic.device_id.lower()
         name = "" if asic is None or asic.market_name == "N/A" else asic.market_name
         device = gpu_pb2.GpuDevice(

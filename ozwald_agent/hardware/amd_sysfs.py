@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ozwald_agent.hardware.pci import normalize_pci_bus_id
-
-logger = logging.getLogger(__name__)
 
 AMD_PCI_VENDOR = "0x1002"
 # PCI base classes of GPUs: display controllers (0x03) and processing accelerators (0x12,

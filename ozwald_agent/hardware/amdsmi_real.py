@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,8 +13,6 @@ from ozwald_agent.hardware.library_error import (
     IMPORT_MODULE_MISSING,
     LibraryCallError,
 )
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -113,6 +110,8 @@ class AmdSmiPythonLibrary:
 def _import_amdsmi() -> Any:
     # amdsmi prints its library search failures to stdout, which would corrupt the JSON
     # that `ozwald-agent record-hardware -` writes there; keep the text for the report.
+    # redirect_stdout swaps sys.stdout process-wide for this instant: log handlers keep
+    # their own stream, and profile collection runs detectors one at a time.
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):

@@ -42,6 +42,8 @@ def detect_container_runtime(
         return _unreachable(info, runtime_pb2.CONTAINER_RUNTIME_UNREACHABLE_REASON_BAD_ADDRESS, e)
     try:
         version = probe.version(api_version=False)
+        if not isinstance(version, dict):
+            raise docker.errors.DockerException(f"not a Docker Engine: /version gave {version!r}")
     except Exception as e:
         return _unreachable(info, unreachable_reason(e), e)
     finally:
@@ -72,7 +74,9 @@ def _describe_engine(
     try:
         # Versioned calls must use the engine's own API version: new engines refuse old ones.
         with _client({**args, "timeout": timeout_s}) as client:
-            engine: dict[str, Any] = client.info()
+            engine = client.info()
+        if not isinstance(engine, dict):
+            raise docker.errors.DockerException(f"/info gave {engine!r}")
     except Exception as e:
         info.detail = f"the engine answered its version but not `info`: {e}"
         logger.warning("docker info failed at %s: %s", info.endpoint, e)

@@ -11,7 +11,11 @@ class GpuDetector(Protocol):
     """Finds one vendor's GPUs; neither method raises because of a library or driver."""
 
     def available(self) -> bool:
-        """True when the vendor's library answers on this host (devices or not)."""
+        """True when this host offers a way to look for the vendor's GPUs.
+
+        That is: the vendor's library starts (devices or not), or a fallback source (AMD's
+        sysfs) has a device to read.
+        """
         ...
 
     def detect(self) -> gpu_pb2.GpuVendorReport:

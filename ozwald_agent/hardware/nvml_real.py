@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
 from ozwald_agent.hardware.library_answers import NvmlMemory, ProcessMemory
 from ozwald_agent.hardware.library_error import IMPORT_MODULE_MISSING, LibraryCallError
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 
 from ozwald.common.v1 import host_profile_pb2
-
-logger = logging.getLogger(__name__)
 
 
 def collect_operating_system() -> host_profile_pb2.OperatingSystemInfo:

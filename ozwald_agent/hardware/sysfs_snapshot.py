@@ -7,13 +7,10 @@ that existed (their contents do not matter). Only files the AMD detector reads a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from ozwald_agent.hardware.amd_sysfs import AMD_PCI_VENDOR
-
-logger = logging.getLogger(__name__)
 
 _CARD_FILES = (
     "vendor",

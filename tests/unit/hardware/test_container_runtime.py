@@ -221,3 +221,13 @@ def test_an_unrecognised_failure_is_an_api_error() -> None:
     assert unreachable_reason(RuntimeError("odd")) == (
         runtime_pb2.CONTAINER_RUNTIME_UNREACHABLE_REASON_API_ERROR
     )
+
+
+def test_something_else_on_the_socket_is_an_api_error(socket_dir: Path, serve: Serve) -> None:
+    serve(socket_dir / "d.sock", {"/version": (200, ["not", "docker"])})
+
+    info = detect_container_runtime({"DOCKER_HOST": f"unix://{socket_dir}/d.sock"})
+
+    assert not info.reachable
+    assert info.unreachable_reason == runtime_pb2.CONTAINER_RUNTIME_UNREACHABLE_REASON_API_ERROR
+    assert "not a Docker Engine" in info.detail
