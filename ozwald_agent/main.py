@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
@@ -25,6 +24,7 @@ from ozwald_agent.hardware.snapshot import load_snapshot, record_snapshot
 from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
 from ozwald_sdk.logs import configure_logging
 from ozwald_sdk.paths import default_agent_socket, default_agent_state_dir
+from ozwald_sdk.version import ozwald_version
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ozwald-agent",
         description="Ozwald's per-host agent: host profiling and (soon) provisioning over gRPC.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ozwald')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ozwald_version()}")
     parser.add_argument(
         "--socket",
         type=Path,

@@ -35,4 +35,18 @@ if os.environ.get("OUT"):
     (out / "nvidia_real_snapshot.json").write_text(json.dumps(snapshot, indent=2) + "\n")
 PY
 
+# The real agent on this GPU host, asked through the real CLI over its unix socket.
+run_dir="$(mktemp -d /tmp/oz-gpu-XXXX)"
+python3 -m ozwald_agent.main --socket "$run_dir/agent.sock" --state-dir "$run_dir/state" \
+    --log-format json >"$run_dir/agent.log" 2>&1 &
+agent_pid=$!
+for _ in $(seq 1 100); do
+    [ -S "$run_dir/agent.sock" ] && break
+    sleep 0.1
+done
+python3 -m ozwald_sdk.cli.main --agent "unix://$run_dir/agent.sock" host
+kill -TERM "$agent_pid"
+wait "$agent_pid"
+echo "agent exited $? after SIGTERM; socket left behind: $([ -e "$run_dir/agent.sock" ] && echo yes || echo no)"
+
 python3 -m pytest -m gpu tests/gpu -p no:cacheprovider --run-gpu -o addopts=''

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ozwald.common.v1 import gpu_pb2, host_profile_pb2
@@ -21,6 +20,7 @@ from ozwald_agent.hardware.memory import collect_memory
 from ozwald_agent.hardware.nvidia_detector import NvidiaDetector
 from ozwald_agent.hardware.operating_system import collect_operating_system
 from ozwald_agent.hardware.sources import HardwareSources
+from ozwald_sdk.version import ozwald_version
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def collect_host_profile(
         state_disk=collect_state_disk(state_dir),
         container_runtime=detect_container_runtime(),
         operating_system=collect_operating_system(),
-        agent_version=_agent_version(),
+        agent_version=ozwald_version(),
     )
     profile.gpu_vendors.extend(detect_gpus(hardware))
     profile.collection_duration.FromNanoseconds(int((time.monotonic() - started) * 1e9))
@@ -87,11 +87,3 @@ def _vendor_report(
     if simulated_from:
         report.detail = f"{report.detail} [simulated from hardware snapshot {simulated_from}]"
     return report
-
-
-def _agent_version() -> str:
-    try:
-        return version("ozwald")
-    except PackageNotFoundError:
-        # Run from a source tree that was never installed (e.g. scripts/gpu-check.sh).
-        return "unknown"

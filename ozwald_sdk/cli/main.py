@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import version
 from pathlib import Path
 
 from ozwald_sdk.agent_client import DEFAULT_TIMEOUT
@@ -18,6 +17,7 @@ from ozwald_sdk.cli.commands import COMMANDS
 from ozwald_sdk.errors import ExitCode, OzwaldError
 from ozwald_sdk.paths import default_agent_socket
 from ozwald_sdk.target import AGENT_ENV, TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
+from ozwald_sdk.version import ozwald_version
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: "
         + ", ".join(f"{code.value} {code.name.lower().replace('_', ' ')}" for code in ExitCode),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version('ozwald')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ozwald_version()}")
     _add_global_options(parser, with_defaults=True)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:

@@ -30,7 +30,7 @@ _VENDOR_NAMES: dict[GpuVendor.ValueType, str] = {
 _ABSENCE: dict[GpuAbsenceReason.ValueType, tuple[str, str]] = {
     GpuAbsenceReason.GPU_ABSENCE_REASON_NO_DEVICES: (
         "no devices",
-        "the driver and library answered and see no GPU of this vendor",
+        "no GPU of this vendor is on this host",
     ),
     GpuAbsenceReason.GPU_ABSENCE_REASON_NO_DRIVER: (
         "no driver",

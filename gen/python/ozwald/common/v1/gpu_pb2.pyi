@@ -52,10 +52,14 @@ class _GpuAbsenceReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_GpuA
     GPU_ABSENCE_REASON_UNSPECIFIED: _GpuAbsenceReason.ValueType  # 0
     """The vendor is present; there is no absence to explain."""
     GPU_ABSENCE_REASON_NO_DEVICES: _GpuAbsenceReason.ValueType  # 1
-    """Library and driver answered, and they see no device of this vendor."""
+    """No device of this vendor is on the host: its library says so, or, when
+    the library is unusable, the PCI bus shows none (AMD).
+    """
     GPU_ABSENCE_REASON_NO_DRIVER: _GpuAbsenceReason.ValueType  # 2
     """The vendor's kernel driver is not loaded or its user-space library
-    (libnvidia-ml.so, libamd_smi.so) is not installed on the host.
+    (libnvidia-ml.so, libamd_smi.so) is not installed on the host. NVML
+    cannot tell "no driver" from "no GPU", so a host without NVIDIA hardware
+    reports this for NVIDIA.
     """
     GPU_ABSENCE_REASON_LIBRARY_MISSING: _GpuAbsenceReason.ValueType  # 3
     """The Python binding the agent uses (nvidia-ml-py, amdsmi) is not installed
@@ -72,10 +76,14 @@ class GpuAbsenceReason(_GpuAbsenceReason, metaclass=_GpuAbsenceReasonEnumTypeWra
 GPU_ABSENCE_REASON_UNSPECIFIED: GpuAbsenceReason.ValueType  # 0
 """The vendor is present; there is no absence to explain."""
 GPU_ABSENCE_REASON_NO_DEVICES: GpuAbsenceReason.ValueType  # 1
-"""Library and driver answered, and they see no device of this vendor."""
+"""No device of this vendor is on the host: its library says so, or, when
+the library is unusable, the PCI bus shows none (AMD).
+"""
 GPU_ABSENCE_REASON_NO_DRIVER: GpuAbsenceReason.ValueType  # 2
 """The vendor's kernel driver is not loaded or its user-space library
-(libnvidia-ml.so, libamd_smi.so) is not installed on the host.
+(libnvidia-ml.so, libamd_smi.so) is not installed on the host. NVML
+cannot tell "no driver" from "no GPU", so a host without NVIDIA hardware
+reports this for NVIDIA.
 """
 GPU_ABSENCE_REASON_LIBRARY_MISSING: GpuAbsenceReason.ValueType  # 3
 """The Python binding the agent uses (nvidia-ml-py, amdsmi) is not installed
@@ -133,7 +141,10 @@ class GpuVendorReport(_message.Message):
     vendor: Global___GpuVendor.ValueType
     """The vendor this report is about."""
     present: _builtins.bool
-    """True when at least one device of this vendor is usable."""
+    """True when at least one device of this vendor is usable. Placement must
+    read this, not count `devices`: a report may list devices that cannot be
+    used (e.g. AMD GPUs without /dev/kfd) with present = false.
+    """
     absence_reason: Global___GpuAbsenceReason.ValueType
     """Why the vendor is absent; UNSPECIFIED when present."""
     detail: _builtins.str
