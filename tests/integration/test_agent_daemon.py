@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -17,7 +18,7 @@ from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 
 from ozwald_sdk.metadata import CORRELATION_ID_KEY
 from tests.integration.agent_process import RunningAgent, run_agent_command, start_agent
-from tests.support.certificates import TestCa
+from tests.support.certificates import Authority, Issued
 
 
 def _stub(target: str) -> tuple[grpc.Channel, agent_service_pb2_grpc.AgentServiceStub]:
@@ -137,13 +138,24 @@ def test_listen_without_tls_is_refused(workdir: Path) -> None:
     assert "requires mutual TLS" in result.stderr
 
 
+@dataclass
+class TlsAgent:
+    agent: RunningAgent
+    ca: Path
+    port: int
+
+
 class TestMutualTls:
     """Over TCP the agent accepts only clients whose certificate its CA signed."""
 
     @pytest.fixture
-    def tls_agent(self, workdir: Path) -> tuple[RunningAgent, TestCa, int]:
-        ca = TestCa(workdir)
-        server = ca.issue("agent", server=True)
+    def authority(self) -> Authority:
+        return Authority("ozwald test CA")
+
+    @pytest.fixture
+    def tls_agent(self, workdir: Path, authority: Authority) -> TlsAgent:
+        ca = authority.write_pem(workdir / "ca.pem")
+        cert, key = authority.issue("agent", server=True).write(workdir, "agent")
         port = _free_port()
         running = start_agent(
             workdir,
@@ -151,64 +163,54 @@ class TestMutualTls:
                 "--listen",
                 f"127.0.0.1:{port}",
                 "--tls-cert",
-                str(server.cert),
+                str(cert),
                 "--tls-key",
-                str(server.key),
+                str(key),
                 "--tls-client-ca",
-                str(ca.cert),
+                str(ca),
             ],
         )
-        return running, ca, port
+        return TlsAgent(running, ca, port)
 
-    def _call(self, port: int, ca: TestCa, client: tuple[Path, Path] | None) -> None:
+    def _call(self, tls: TlsAgent, client: Issued | None) -> None:
         credentials = grpc.ssl_channel_credentials(
-            root_certificates=ca.cert.read_bytes(),
-            private_key=client[1].read_bytes() if client else None,
-            certificate_chain=client[0].read_bytes() if client else None,
+            root_certificates=tls.ca.read_bytes(),
+            private_key=client.key if client else None,
+            certificate_chain=client.cert if client else None,
         )
-        with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
+        with grpc.secure_channel(f"localhost:{tls.port}", credentials) as channel:
             agent_service_pb2_grpc.AgentServiceStub(channel).GetHostProfile(
                 agent_service_pb2.GetHostProfileRequest(), timeout=10
             )
 
     def test_client_signed_by_the_ca_is_served(
-        self, tls_agent: tuple[RunningAgent, TestCa, int]
+        self, tls_agent: TlsAgent, authority: Authority
     ) -> None:
-        running, ca, port = tls_agent
-        client = ca.issue("operator", server=False)
-        self._call(port, ca, (client.cert, client.key))
-        assert running.terminate() == 0
+        self._call(tls_agent, authority.issue("operator", server=False))
+        assert tls_agent.agent.terminate() == 0
 
-    def test_client_without_certificate_is_refused(
-        self, tls_agent: tuple[RunningAgent, TestCa, int]
-    ) -> None:
-        running, ca, port = tls_agent
+    def test_client_without_certificate_is_refused(self, tls_agent: TlsAgent) -> None:
         with pytest.raises(grpc.RpcError) as refused:
-            self._call(port, ca, None)
+            self._call(tls_agent, None)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert running.terminate() == 0
+        assert tls_agent.agent.terminate() == 0
 
-    def test_client_from_a_foreign_ca_is_refused(
-        self, tls_agent: tuple[RunningAgent, TestCa, int], workdir: Path
-    ) -> None:
-        running, ca, port = tls_agent
-        (workdir / "foreign").mkdir()
-        foreign = TestCa(workdir / "foreign", name="foreign-ca").issue("intruder", server=False)
+    def test_client_from_a_foreign_ca_is_refused(self, tls_agent: TlsAgent) -> None:
+        intruder = Authority("foreign CA").issue("intruder", server=False)
         with pytest.raises(grpc.RpcError) as refused:
-            self._call(port, ca, (foreign.cert, foreign.key))
+            self._call(tls_agent, intruder)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert running.terminate() == 0
+        assert tls_agent.agent.terminate() == 0
 
     def test_second_agent_cannot_share_the_tcp_port(
-        self, tls_agent: tuple[RunningAgent, TestCa, int], workdir: Path
+        self, tls_agent: TlsAgent, workdir: Path
     ) -> None:
-        running, _ca, port = tls_agent
         other = workdir / "other"
         other.mkdir()
-        second = start_agent(other, running.extra_args, wait=False)
+        second = start_agent(other, tls_agent.agent.extra_args, wait=False)
         assert second.process.wait(30) == 4
-        assert f"cannot listen on 127.0.0.1:{port}" in second.logs()
-        assert running.terminate() == 0
+        assert f"cannot listen on 127.0.0.1:{tls_agent.port}" in second.logs()
+        assert tls_agent.agent.terminate() == 0
 
 
 def _free_port() -> int:

@@ -12,8 +12,7 @@ from ozwald_sdk.errors import AgentUnreachableError
 from ozwald_sdk.retry import RetryPolicy
 from ozwald_sdk.target import resolve_target
 from ozwald_sdk.testing import FakeAgent, serve_agent
-
-from .certs import Authority, client_files, server_tls
+from tests.support.certificates import Authority, client_files, server_tls
 
 PROFILE = HostProfile(hostname="remote-box")
 FAST_RETRY = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.01)
