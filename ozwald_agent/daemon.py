@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import grp
+import contextlib
 import logging
 import os
 from concurrent import futures
@@ -48,7 +48,7 @@ class TlsListener:
 class DaemonConfig:
     socket_path: Path
     state_dir: Path
-    socket_group: str | None = None
+    socket_gid: int | None = None
     tcp: TlsListener | None = None
 
 
@@ -65,18 +65,26 @@ class AgentDaemon:
 
     def start(self) -> None:
         cfg = self._config
-        cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cfg.socket_path.parent.mkdir(
-            parents=True, exist_ok=True, mode=0o755 if os.geteuid() == 0 else 0o700
+        created = _make_dirs(
+            [
+                (cfg.state_dir, 0o700),
+                (cfg.socket_path.parent, 0o755 if os.geteuid() == 0 else 0o700),
+            ]
         )
+        socket_claimed = False
         try:
             self._lock(cfg.state_dir / "agent.lock", "state directory", cfg.state_dir)
             self._lock(Path(f"{cfg.socket_path}.lock"), "socket", cfg.socket_path)
             prepare_socket_path(cfg.socket_path)
+            socket_claimed = True
             self._server = self._build_server()
             self._server.start()
         except BaseException:
+            # Under our lock, whatever sits at the socket path now is ours to remove.
+            if socket_claimed:
+                cfg.socket_path.unlink(missing_ok=True)
             self._release_locks()
+            _remove_if_empty(created)
             raise
         logger.info(
             "agent serving on unix://%s%s",
@@ -144,12 +152,25 @@ class AgentDaemon:
         finally:
             os.umask(previous)
         os.chmod(path, SOCKET_MODE)
-        if self._config.socket_group is not None:
-            try:
-                gid = grp.getgrnam(self._config.socket_group).gr_gid
-            except KeyError as e:
-                raise ListenError(f"no group named {self._config.socket_group!r}") from e
-            os.chown(path, -1, gid)
+        if self._config.socket_gid is not None:
+            os.chown(path, -1, self._config.socket_gid)
+
+
+def _make_dirs(wanted: list[tuple[Path, int]]) -> list[Path]:
+    """Create missing directories; returns those this call created, deepest last."""
+    created: list[Path] = []
+    for path, mode in wanted:
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
+        created.extend(reversed(missing))
+    return created
+
+
+def _remove_if_empty(directories: list[Path]) -> None:
+    """Undo `_make_dirs` for a start that failed, leaving anything that gained content."""
+    for path in reversed(directories):
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _bind_tls(server: grpc.Server, tcp: TlsListener) -> int:

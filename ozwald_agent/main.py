@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import grp
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +36,9 @@ EXIT_USAGE = 2
 EXIT_IN_USE = 3
 EXIT_LISTEN = 4
 EXIT_SNAPSHOT = 5
+
+# sun_path holds 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,13 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="report the GPUs recorded in FILE instead of this host's (simulated hosts)",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    parser.add_argument("--log-format", default="auto", choices=["auto", "json", "text"])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="least severe log lines to write (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "text"],
+        help="log line format; auto is JSON unless stderr is a terminal (default: %(default)s)",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="omit to run the agent"
+    )
     record = commands.add_parser(
         "record-hardware", help="record this host's GPU libraries' answers to a JSON snapshot"
     )
     record.add_argument("output", type=Path, help="file to write ('-' for stdout)")
+    record.add_argument(
+        "--description", default="", help="what this host is, stored in the snapshot"
+    )
     return parser
 
 
@@ -90,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
     if args.command == "record-hardware":
-        return _record_hardware(args.output)
+        if args.hardware_snapshot:
+            parser.error("record-hardware records this host; it takes no --hardware-snapshot")
+        return _record_hardware(args.output, args.description)
     tls = (args.tls_cert, args.tls_key, args.tls_client_ca)
     if args.listen is None and any(tls):
         parser.error("--tls-cert, --tls-key and --tls-client-ca only make sense with --listen")
@@ -99,10 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--listen serves over TCP, which requires mutual TLS: give --tls-cert, "
             "--tls-key and --tls-client-ca (for local use, the unix socket needs none)"
         )
-    return _serve(args)
+    socket_path = args.socket.absolute()
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:
+        parser.error(
+            f"--socket {socket_path} is longer than the {MAX_SOCKET_PATH_BYTES} bytes a unix "
+            "socket path may have; choose a shorter path"
+        )
+    socket_gid = None
+    if args.socket_group is not None:
+        try:
+            socket_gid = grp.getgrnam(args.socket_group).gr_gid
+        except KeyError:
+            parser.error(
+                f"--socket-group {args.socket_group!r}: no such group; create it "
+                f"(groupadd {args.socket_group}) or name an existing one"
+            )
+    return _serve(args, socket_path, socket_gid)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) -> int:
     try:
         sources = load_snapshot(args.hardware_snapshot) if args.hardware_snapshot else None
     except (OSError, ValueError) as e:
@@ -112,9 +149,9 @@ def _serve(args: argparse.Namespace) -> int:
             "check the path, or record one with `ozwald-agent record-hardware FILE`",
         )
     config = DaemonConfig(
-        socket_path=args.socket.absolute(),
+        socket_path=socket_path,
         state_dir=args.state_dir.absolute(),
-        socket_group=args.socket_group,
+        socket_gid=socket_gid,
         tcp=TlsListener(args.listen, args.tls_cert, args.tls_key, args.tls_client_ca)
         if args.listen
         else None,
@@ -148,9 +185,10 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _record_hardware(output: Path) -> int:
+def _record_hardware(output: Path, description: str) -> int:
     try:
-        text = json.dumps(record_snapshot(), indent=2, sort_keys=True) + "\n"
+        snapshot = record_snapshot(description=description)
+        text = json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
         if str(output) == "-":
             sys.stdout.write(text)
         else:

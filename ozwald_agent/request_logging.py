@@ -99,7 +99,10 @@ def _stream(
 
 
 def _log_finished(method: str, context: grpc.ServicerContext, started: float) -> None:
-    code = context.code() or grpc.StatusCode.OK  # type: ignore[attr-defined]  # not in types-grpcio
+    code = context.code()  # type: ignore[attr-defined]  # not in types-grpcio
+    if code is None:
+        # No status set: it succeeded, unless the client went away (cancel, deadline).
+        code = grpc.StatusCode.OK if context.is_active() else grpc.StatusCode.CANCELLED
     logger.info(
         "rpc %s finished: %s",
         method,

@@ -47,10 +47,26 @@ def test_second_agent_on_same_socket_is_refused(agent: RunningAgent, workdir: Pa
     assert f"already uses the socket {agent.socket}" in second.stderr
     assert f"pid {agent.process.pid}" in second.stderr
     assert "hint:" in second.stderr
+    assert not other_state.exists(), "a refused agent must leave no state directory behind"
     # The first agent still owns and serves its socket.
     channel, stub = _stub(agent.target)
     with channel:
         assert stub.GetHostProfile(agent_service_pb2.GetHostProfileRequest(), timeout=10).profile
+
+
+def test_unknown_socket_group_is_refused_before_anything_is_created(workdir: Path) -> None:
+    result = run_agent_command(
+        "--socket", str(workdir / "s" / "a.sock"), "--socket-group", "no-such-group-oz"
+    )
+    assert result.returncode == 2
+    assert "no such group" in result.stderr
+    assert not (workdir / "s").exists()
+
+
+def test_overlong_socket_path_is_refused_clearly(workdir: Path) -> None:
+    result = run_agent_command("--socket", str(workdir / ("x" * 120) / "a.sock"))
+    assert result.returncode == 2
+    assert "longer than the 107 bytes" in result.stderr
 
 
 def test_second_agent_on_same_state_dir_is_refused(agent: RunningAgent, workdir: Path) -> None:

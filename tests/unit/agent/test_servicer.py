@@ -152,6 +152,21 @@ def test_handler_and_log_line_see_the_callers_correlation_id(
     assert getattr(record, "correlation_id", None) == "cid-abc"
 
 
+def test_a_watch_the_client_cancels_is_logged_as_cancelled(
+    serve: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ozwald_agent.request_logging")
+    stream = serve.stub.WatchHostProfile(_watch(3_600_000), timeout=10)
+    next(stream)
+    stream.cancel()
+    for _ in range(50):
+        if any(r.name == "ozwald_agent.request_logging" for r in caplog.records):
+            break
+        threading.Event().wait(0.05)
+    record = next(r for r in caplog.records if r.name == "ozwald_agent.request_logging")
+    assert record.getMessage().endswith("WatchHostProfile finished: CANCELLED")
+
+
 def test_a_call_without_correlation_id_gets_a_fresh_one(serve: Served) -> None:
     serve.stub.GetHostProfile(agent_service_pb2.GetHostProfileRequest(), timeout=5)
     serve.stub.GetHostProfile(agent_service_pb2.GetHostProfileRequest(), timeout=5)

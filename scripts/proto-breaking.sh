@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `buf breaking` for every commit that changed proto/, each against its parent, plus the
+# working tree against HEAD. A released field can then never break unnoticed, however many
+# commits one submission brings. Commits are walked newest first, back to LIMIT of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+buf="${BUF:-.venv/bin/buf}"
+limit="${PROTO_BREAKING_LIMIT:-200}"
+
+if git rev-parse -q --verify HEAD >/dev/null && git cat-file -e HEAD:proto 2>/dev/null; then
+    "$buf" breaking --against '.git#ref=HEAD'
+fi
+checked=0
+for commit in $(git rev-list --max-count="$limit" HEAD -- proto); do
+    if git cat-file -e "$commit~1:proto" 2>/dev/null; then
+        "$buf" breaking "$(pwd)/.git#ref=$commit" --against "$(pwd)/.git#ref=$commit~1"
+        checked=$((checked + 1))
+    fi
+done
+echo "buf breaking: working tree and $checked proto-changing commit(s) checked"
