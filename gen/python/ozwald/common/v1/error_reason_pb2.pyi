@@ -34,6 +34,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The server is shutting down and takes no new work. gRPC code
     UNAVAILABLE; retry against the restarted server.
     """
+    ERROR_REASON_ADMISSION_REFUSED: _ErrorReason.ValueType  # 4
+    """Admission refused at least one service of an apply, so nothing changed.
+    gRPC code FAILED_PRECONDITION; the status details carry the refused
+    ozwald.agent.v1.Plan with every refusal, its arithmetic and its remedy.
+    """
+    ERROR_REASON_SERVICE_NOT_FOUND: _ErrorReason.ValueType  # 5
+    """A named service is not known to the agent. gRPC code NOT_FOUND;
+    metadata["service"] is its "realm:name".
+    """
+    ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE: _ErrorReason.ValueType  # 6
+    """The agent cannot reach its container engine, so it cannot plan or act.
+    gRPC code FAILED_PRECONDITION; the message has the engine's own words.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable codes Ozwald servers put in
@@ -55,5 +68,18 @@ ERROR_REASON_HOST_PROFILE_FAILED: ErrorReason.ValueType  # 2
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 3
 """The server is shutting down and takes no new work. gRPC code
 UNAVAILABLE; retry against the restarted server.
+"""
+ERROR_REASON_ADMISSION_REFUSED: ErrorReason.ValueType  # 4
+"""Admission refused at least one service of an apply, so nothing changed.
+gRPC code FAILED_PRECONDITION; the status details carry the refused
+ozwald.agent.v1.Plan with every refusal, its arithmetic and its remedy.
+"""
+ERROR_REASON_SERVICE_NOT_FOUND: ErrorReason.ValueType  # 5
+"""A named service is not known to the agent. gRPC code NOT_FOUND;
+metadata["service"] is its "realm:name".
+"""
+ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE: ErrorReason.ValueType  # 6
+"""The agent cannot reach its container engine, so it cannot plan or act.
+gRPC code FAILED_PRECONDITION; the message has the engine's own words.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
