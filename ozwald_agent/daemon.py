@@ -15,8 +15,13 @@ from grpc_reflection.v1alpha import reflection
 from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 
 from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_agent.provisioning.admission_facts import AdmissionFacts
+from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.request_logging import RequestLoggingInterceptor
+from ozwald_agent.runtime.container_spec import RuntimeSettings
+from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.servicer import AgentServicer, ProfileCollector
+from ozwald_agent.state.store import AgentStore
 from ozwald_agent.unix_socket import prepare_socket_path
 
 logger = logging.getLogger(__name__)
@@ -57,7 +62,10 @@ class AgentDaemon:
 
     def __init__(self, config: DaemonConfig, collect_profile: ProfileCollector) -> None:
         self._config = config
-        self._servicer = AgentServicer(collect_profile)
+        self._collect_profile = collect_profile
+        self._store: AgentStore | None = None
+        self._provisioner: Provisioner | None = None
+        self._servicer: AgentServicer | None = None
         self._health = health.HealthServicer(experimental_non_blocking=True)
         self._locks: list[ExclusiveLock] = []
         self._server: grpc.Server | None = None
@@ -77,12 +85,22 @@ class AgentDaemon:
             self._lock(Path(f"{cfg.socket_path}.lock"), "socket", cfg.socket_path)
             prepare_socket_path(cfg.socket_path)
             socket_claimed = True
-            self._server = self._build_server()
+            # Only the holder of the state directory's lock may open its database.
+            self._store = AgentStore(cfg.state_dir / "agent.db")
+            runtime = DockerRuntime(RuntimeSettings(agent_id=self._store.agent_id()))
+            self._provisioner = Provisioner(
+                self._store, runtime, AdmissionFacts(runtime.host_facts), self._collect_profile
+            )
+            self._servicer = AgentServicer(self._collect_profile, self._provisioner)
+            self._server = self._build_server(self._servicer)
             self._server.start()
+            self._provisioner.start()
         except BaseException:
             # Under our lock, whatever sits at the socket path now is ours to remove.
             if socket_claimed:
                 cfg.socket_path.unlink(missing_ok=True)
+            if self._store is not None:
+                self._store.close()
             self._release_locks()
             _remove_if_empty(created)
             raise
@@ -96,9 +114,15 @@ class AgentDaemon:
     def stop(self, grace_s: float = 5.0) -> None:
         """Refuse new calls, end open streams, wait for calls in flight, clean up."""
         self._health.enter_graceful_shutdown()
-        self._servicer.shut_down()
+        if self._servicer is not None:
+            self._servicer.shut_down()
+        if self._provisioner is not None:
+            # Containers keep running: the next agent adopts them.
+            self._provisioner.stop()
         if self._server is not None:
             self._server.stop(grace_s).wait()
+        if self._store is not None:
+            self._store.close()
         self._config.socket_path.unlink(missing_ok=True)
         self._release_locks()
         logger.info("agent stopped")
@@ -116,7 +140,7 @@ class AgentDaemon:
         while self._locks:
             self._locks.pop().release()
 
-    def _build_server(self) -> grpc.Server:
+    def _build_server(self, servicer: AgentServicer) -> grpc.Server:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="rpc"),
             interceptors=[RequestLoggingInterceptor()],
@@ -124,7 +148,7 @@ class AgentDaemon:
             # silently share its traffic.
             options=[("grpc.so_reuseport", 0)],
         )
-        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(self._servicer, server)
+        agent_service_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", AGENT_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -10,6 +10,8 @@ import grpc
 from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 from ozwald.common.v1 import error_reason_pb2, host_profile_pb2
 
+from ozwald_agent.provisioning.provisioner import Provisioner
+from ozwald_agent.provisioning.rpcs import ProvisioningRpcs
 from ozwald_sdk import rpc_status
 
 logger = logging.getLogger(__name__)
@@ -21,11 +23,12 @@ MAX_WATCH_INTERVAL_S = 3600.0
 ProfileCollector = Callable[[], host_profile_pb2.HostProfile]
 
 
-class AgentServicer(agent_service_pb2_grpc.AgentServiceServicer):
-    """Serves host facts; `shut_down()` ends every open watch stream at once."""
+class AgentServicer(ProvisioningRpcs, agent_service_pb2_grpc.AgentServiceServicer):
+    """Serves host facts and provisioning; `shut_down()` ends every open watch at once."""
 
-    def __init__(self, collect_profile: ProfileCollector) -> None:
+    def __init__(self, collect_profile: ProfileCollector, provisioner: Provisioner) -> None:
         self._collect_profile = collect_profile
+        self._provisioner = provisioner
         self._lock = threading.Lock()
         self._shutting_down = False
         self._open_streams: set[threading.Event] = set()

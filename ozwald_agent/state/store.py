@@ -20,7 +20,7 @@ from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from ozwald.agent.v1 import service_scope_pb2, service_status_pb2
-from ozwald.common.v1 import service_spec_pb2
+from ozwald.common.v1 import gpu_pb2, service_spec_pb2
 
 SCHEMA_VERSION = 1
 # Events kept for resuming watchers; older ones are pruned as new ones arrive.
@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS desired (
     scope INTEGER NOT NULL,
     spec BLOB NOT NULL,
     fingerprint TEXT NOT NULL,
+    gpu_vendor INTEGER NOT NULL,
     gpu_uuids TEXT NOT NULL,
     generation INTEGER NOT NULL,
     PRIMARY KEY (realm, name)
@@ -59,6 +60,8 @@ class DesiredService:
     spec: service_spec_pb2.ServiceSpec
     scope: service_scope_pb2.ServiceScope.ValueType
     fingerprint: str
+    # The GPUs admission assigned: their vendor and UUIDs (empty for none).
+    gpu_vendor: gpu_pb2.GpuVendor.ValueType
     gpu_uuids: tuple[str, ...]
     # Bumped by every apply that (re)admits the service, so the reconciler can tell
     # "re-applied after it failed" from "nothing changed".
@@ -107,7 +110,7 @@ class AgentStore:
     def desired(self) -> list[DesiredService]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT spec, scope, fingerprint, gpu_uuids, generation FROM desired"
+                "SELECT spec, scope, fingerprint, gpu_vendor, gpu_uuids, generation FROM desired"
                 " ORDER BY realm, name"
             ).fetchall()
         return [_desired_from_row(row) for row in rows]
@@ -122,8 +125,8 @@ class AgentStore:
             generation = self._next_generation()
             self._db.execute("DELETE FROM desired WHERE scope = ?", (scope,))
             self._db.executemany(
-                "INSERT INTO desired (realm, name, scope, spec, fingerprint, gpu_uuids,"
-                " generation) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO desired (realm, name, scope, spec, fingerprint, gpu_vendor,"
+                " gpu_uuids, generation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         s.spec.realm,
@@ -131,6 +134,7 @@ class AgentStore:
                         scope,
                         s.spec.SerializeToString(deterministic=True),
                         s.fingerprint,
+                        s.gpu_vendor,
                         json.dumps(list(s.gpu_uuids)),
                         generation,
                     )
@@ -214,12 +218,13 @@ class _Transaction:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-def _desired_from_row(row: tuple[bytes, int, str, str, int]) -> DesiredService:
-    spec_blob, scope, fingerprint, gpu_uuids, generation = row
+def _desired_from_row(row: tuple[bytes, int, str, int, str, int]) -> DesiredService:
+    spec_blob, scope, fingerprint, gpu_vendor, gpu_uuids, generation = row
     return DesiredService(
         spec=service_spec_pb2.ServiceSpec.FromString(spec_blob),
         scope=service_scope_pb2.ServiceScope.ValueType(scope),
         fingerprint=fingerprint,
+        gpu_vendor=gpu_pb2.GpuVendor.ValueType(gpu_vendor),
         gpu_uuids=tuple(json.loads(gpu_uuids)),
         generation=generation,
     )

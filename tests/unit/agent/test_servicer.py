@@ -16,8 +16,13 @@ from grpc_status import rpc_status as grpc_rpc_status
 from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 from ozwald.common.v1 import host_profile_pb2
 
+from ozwald_agent.provisioning.admission_facts import AdmissionFacts
+from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.request_logging import RequestLoggingInterceptor
+from ozwald_agent.runtime.container_spec import RuntimeSettings
+from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.servicer import AgentServicer
+from ozwald_agent.state.store import AgentStore
 from ozwald_sdk.logs import CorrelationIdFilter, correlation_id
 from ozwald_sdk.metadata import CORRELATION_ID_KEY
 from tests.support.short_paths import short_tmpdir
@@ -59,7 +64,13 @@ def serve_failing() -> Iterator[Served]:
 
 
 def _serve(socket: Path, collector: CountingCollector) -> Iterator[Served]:
-    servicer = AgentServicer(collector)
+    # Provisioning is idle here: its engine is never dialled by host-profile calls.
+    store = AgentStore(socket.parent / "agent.db")
+    runtime = DockerRuntime(
+        RuntimeSettings(agent_id=store.agent_id()), base_url=f"unix://{socket.parent}/none"
+    )
+    provisioner = Provisioner(store, runtime, AdmissionFacts(runtime.host_facts), collector)
+    servicer = AgentServicer(collector, provisioner)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4), interceptors=[RequestLoggingInterceptor()]
     )

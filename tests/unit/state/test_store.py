@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from ozwald.agent.v1 import service_scope_pb2, service_status_pb2
-from ozwald.common.v1 import service_spec_pb2
+from ozwald.common.v1 import gpu_pb2, service_spec_pb2
 
 from ozwald_agent.state import store as store_module
 from ozwald_agent.state.store import AgentStore, DesiredService
@@ -21,6 +21,7 @@ def _desired(name: str, scope: int = DYNAMIC, image: str = "img:1") -> DesiredSe
         spec=spec,
         scope=service_scope_pb2.ServiceScope.ValueType(scope),
         fingerprint=f"fp-{name}-{image}",
+        gpu_vendor=gpu_pb2.GPU_VENDOR_NVIDIA,
         gpu_uuids=("GPU-1",),
     )
 
@@ -42,6 +43,7 @@ def test_replacing_one_scope_keeps_the_other(tmp_path: Path) -> None:
     assert set(by_name) == {"db", "b"}
     assert by_name["b"].spec.image == "img:2"
     assert by_name["b"].gpu_uuids == ("GPU-1",)
+    assert by_name["b"].gpu_vendor == gpu_pb2.GPU_VENDOR_NVIDIA
     assert by_name["b"].generation > by_name["db"].generation
 
 

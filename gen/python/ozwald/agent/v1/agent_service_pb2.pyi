@@ -3,10 +3,16 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from ozwald.agent.v1 import plan_pb2 as _plan_pb2
+from ozwald.agent.v1 import service_scope_pb2 as _service_scope_pb2
+from ozwald.agent.v1 import service_status_pb2 as _service_status_pb2
 from ozwald.common.v1 import host_profile_pb2 as _host_profile_pb2
+from ozwald.common.v1 import service_spec_pb2 as _service_spec_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -112,3 +118,325 @@ class WatchHostProfileResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchHostProfileResponse: _TypeAlias = WatchHostProfileResponse  # noqa: Y015
+
+@_typing.final
+class PlanServicesRequest(_message.Message):
+    """PlanServicesRequest asks for a dry run of ApplyServices."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    scope: _service_scope_pb2.ServiceScope.ValueType
+    """Which desired set `services` replaces."""
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[_service_spec_pb2.ServiceSpec]:
+        """The complete desired set of `scope`."""
+
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[_service_spec_pb2.ServiceSpec] | None = ...,
+        scope: _service_scope_pb2.ServiceScope.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanServicesRequest: _TypeAlias = PlanServicesRequest  # noqa: Y015
+
+@_typing.final
+class PlanServicesResponse(_message.Message):
+    """PlanServicesResponse carries the plan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> _plan_pb2.Plan:
+        """What would change and whether admission accepts it."""
+
+    def __init__(
+        self,
+        *,
+        plan: _plan_pb2.Plan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanServicesResponse: _TypeAlias = PlanServicesResponse  # noqa: Y015
+
+@_typing.final
+class ApplyServicesRequest(_message.Message):
+    """ApplyServicesRequest replaces a desired set."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    scope: _service_scope_pb2.ServiceScope.ValueType
+    """Which desired set `services` replaces."""
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[_service_spec_pb2.ServiceSpec]:
+        """The complete desired set of `scope`; services of that scope that are not
+        listed are stopped.
+        """
+
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[_service_spec_pb2.ServiceSpec] | None = ...,
+        scope: _service_scope_pb2.ServiceScope.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["scope", b"scope", "services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyServicesRequest: _TypeAlias = ApplyServicesRequest  # noqa: Y015
+
+@_typing.final
+class ApplyServicesResponse(_message.Message):
+    """ApplyServicesResponse says what was admitted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    EVENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    event_sequence: _builtins.int
+    """Sequence of the last event before this apply; WatchServices with
+    after_sequence set to it shows everything the apply causes.
+    """
+    @_builtins.property
+    def plan(self) -> _plan_pb2.Plan:
+        """The admitted plan the agent now converges to."""
+
+    def __init__(
+        self,
+        *,
+        plan: _plan_pb2.Plan | None = ...,
+        event_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_sequence", b"event_sequence", "plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyServicesResponse: _TypeAlias = ApplyServicesResponse  # noqa: Y015
+
+@_typing.final
+class StopServicesRequest(_message.Message):
+    """StopServicesRequest names services to stop."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.ServiceRef]:
+        """Services to stop; empty means every dynamic service."""
+
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[_plan_pb2.ServiceRef] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["services", b"services"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopServicesRequest: _TypeAlias = StopServicesRequest  # noqa: Y015
+
+@_typing.final
+class StopServicesResponse(_message.Message):
+    """StopServicesResponse says what will stop."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STOPPING_FIELD_NUMBER: _builtins.int
+    EVENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    event_sequence: _builtins.int
+    """Sequence of the last event before the stop; watch from it to see the
+    services reach STOPPED.
+    """
+    @_builtins.property
+    def stopping(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.ServiceRef]:
+        """Services removed from the desired state, in stop order."""
+
+    def __init__(
+        self,
+        *,
+        stopping: _abc.Iterable[_plan_pb2.ServiceRef] | None = ...,
+        event_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_sequence", b"event_sequence", "stopping", b"stopping"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StopServicesResponse: _TypeAlias = StopServicesResponse  # noqa: Y015
+
+@_typing.final
+class ListServicesRequest(_message.Message):
+    """ListServicesRequest asks for the status of every instance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALM_FIELD_NUMBER: _builtins.int
+    realm: _builtins.str
+    """Only this realm; empty means all."""
+    def __init__(
+        self,
+        *,
+        realm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["realm", b"realm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServicesRequest: _TypeAlias = ListServicesRequest  # noqa: Y015
+
+@_typing.final
+class ListServicesResponse(_message.Message):
+    """ListServicesResponse carries the statuses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    EVENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    event_sequence: _builtins.int
+    """Sequence of the last event reflected here; watch from it to follow on."""
+    @_builtins.property
+    def instances(self) -> _containers.RepeatedCompositeFieldContainer[_service_status_pb2.InstanceStatus]:
+        """One status per instance, sorted by realm and name."""
+
+    def __init__(
+        self,
+        *,
+        instances: _abc.Iterable[_service_status_pb2.InstanceStatus] | None = ...,
+        event_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_sequence", b"event_sequence", "instances", b"instances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListServicesResponse: _TypeAlias = ListServicesResponse  # noqa: Y015
+
+@_typing.final
+class WatchServicesRequest(_message.Message):
+    """WatchServicesRequest opens a stream of state changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    REALM_FIELD_NUMBER: _builtins.int
+    after_sequence: _builtins.int
+    """Send only events after this sequence; 0 sends every event still kept."""
+    realm: _builtins.str
+    """Only this realm; empty means all."""
+    def __init__(
+        self,
+        *,
+        after_sequence: _builtins.int = ...,
+        realm: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_sequence", b"after_sequence", "realm", b"realm"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchServicesRequest: _TypeAlias = WatchServicesRequest  # noqa: Y015
+
+@_typing.final
+class WatchServicesResponse(_message.Message):
+    """WatchServicesResponse is one state change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def event(self) -> _service_status_pb2.ServiceEvent:
+        """The change."""
+
+    def __init__(
+        self,
+        *,
+        event: _service_status_pb2.ServiceEvent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchServicesResponse: _TypeAlias = WatchServicesResponse  # noqa: Y015
+
+@_typing.final
+class StreamServiceLogsRequest(_message.Message):
+    """StreamServiceLogsRequest asks for a service's output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    TAIL_LINES_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    tail_lines: _builtins.int
+    """Lines from the end of the log to start with; 0 means all."""
+    follow: _builtins.bool
+    """Keep streaming new output until the client cancels or the container
+    is removed.
+    """
+    @_builtins.property
+    def service(self) -> _plan_pb2.ServiceRef:
+        """The service."""
+
+    def __init__(
+        self,
+        *,
+        service: _plan_pb2.ServiceRef | None = ...,
+        tail_lines: _builtins.int = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["service", b"service"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "service", b"service", "tail_lines", b"tail_lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamServiceLogsRequest: _TypeAlias = StreamServiceLogsRequest  # noqa: Y015
+
+@_typing.final
+class StreamServiceLogsResponse(_message.Message):
+    """StreamServiceLogsResponse is a piece of output."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    """Output bytes, stdout and stderr interleaved as the container wrote them."""
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamServiceLogsResponse: _TypeAlias = StreamServiceLogsResponse  # noqa: Y015

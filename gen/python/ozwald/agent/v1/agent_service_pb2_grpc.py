@@ -28,10 +28,6 @@ if _version_not_supported:
 class AgentServiceStub:
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     def __init__(self, channel):
@@ -50,15 +46,41 @@ class AgentServiceStub:
                 request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileRequest.SerializeToString,
                 response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileResponse.FromString,
                 _registered_method=True)
+        self.PlanServices = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/PlanServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesResponse.FromString,
+                _registered_method=True)
+        self.ApplyServices = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/ApplyServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesResponse.FromString,
+                _registered_method=True)
+        self.StopServices = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/StopServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesResponse.FromString,
+                _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/ListServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.WatchServices = channel.unary_stream(
+                '/ozwald.agent.v1.AgentService/WatchServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesResponse.FromString,
+                _registered_method=True)
+        self.StreamServiceLogs = channel.unary_stream(
+                '/ozwald.agent.v1.AgentService/StreamServiceLogs',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     def GetHostProfile(self, request, context):
@@ -78,6 +100,58 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanServices(self, request, context):
+        """PlanServices computes what ApplyServices would do with the same request,
+        admission included, and changes nothing (a dry run).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyServices(self, request, context):
+        """ApplyServices makes `services` the complete desired set of its scope on
+        this host, atomically: when admission refuses any service, nothing
+        changes and the call fails with FAILED_PRECONDITION, reason
+        ADMISSION_REFUSED, and the refused Plan in the status details. Otherwise
+        the desired state is stored and the agent converges to it in the
+        background; follow it with WatchServices from `event_sequence`. Applying
+        the same set twice changes nothing. Concurrent applies are serialised.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopServices(self, request, context):
+        """StopServices removes services from the desired state and stops them in
+        reverse dependency order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """ListServices returns the observed status of every instance on this host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchServices(self, request, context):
+        """WatchServices streams state changes after `after_sequence`: first those
+        the agent still keeps, then live ones. A client whose stream broke calls
+        again with the last sequence it saw and misses nothing that is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamServiceLogs(self, request, context):
+        """StreamServiceLogs streams a service's container output.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +165,36 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileRequest.FromString,
                     response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileResponse.SerializeToString,
             ),
+            'PlanServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesResponse.SerializeToString,
+            ),
+            'ApplyServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesResponse.SerializeToString,
+            ),
+            'StopServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesResponse.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'WatchServices': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesResponse.SerializeToString,
+            ),
+            'StreamServiceLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamServiceLogs,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'ozwald.agent.v1.AgentService', rpc_method_handlers)
@@ -102,10 +206,6 @@ def add_AgentServiceServicer_to_server(servicer, server):
 class AgentService:
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     @staticmethod
@@ -152,6 +252,168 @@ class AgentService:
             '/ozwald.agent.v1.AgentService/WatchHostProfile',
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileRequest.SerializeToString,
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchHostProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/PlanServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.PlanServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ApplyServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ApplyServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/StopServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StopServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ListServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/WatchServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.WatchServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamServiceLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/StreamServiceLogs',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,10 +29,6 @@ GRPC_VERSION: str
 class AgentServiceStub:
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     @_typing.overload
@@ -47,15 +43,37 @@ class AgentServiceStub:
     client whose stream breaks simply calls again: nothing is replayed and
     nothing is lost.
     """
+    PlanServices: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.PlanServicesRequest, _agent_service_pb2.PlanServicesResponse]
+    """PlanServices computes what ApplyServices would do with the same request,
+    admission included, and changes nothing (a dry run).
+    """
+    ApplyServices: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ApplyServicesRequest, _agent_service_pb2.ApplyServicesResponse]
+    """ApplyServices makes `services` the complete desired set of its scope on
+    this host, atomically: when admission refuses any service, nothing
+    changes and the call fails with FAILED_PRECONDITION, reason
+    ADMISSION_REFUSED, and the refused Plan in the status details. Otherwise
+    the desired state is stored and the agent converges to it in the
+    background; follow it with WatchServices from `event_sequence`. Applying
+    the same set twice changes nothing. Concurrent applies are serialised.
+    """
+    StopServices: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.StopServicesRequest, _agent_service_pb2.StopServicesResponse]
+    """StopServices removes services from the desired state and stops them in
+    reverse dependency order.
+    """
+    ListServices: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListServicesRequest, _agent_service_pb2.ListServicesResponse]
+    """ListServices returns the observed status of every instance on this host."""
+    WatchServices: _grpc.UnaryStreamMultiCallable[_agent_service_pb2.WatchServicesRequest, _agent_service_pb2.WatchServicesResponse]
+    """WatchServices streams state changes after `after_sequence`: first those
+    the agent still keeps, then live ones. A client whose stream broke calls
+    again with the last sequence it saw and misses nothing that is kept.
+    """
+    StreamServiceLogs: _grpc.UnaryStreamMultiCallable[_agent_service_pb2.StreamServiceLogsRequest, _agent_service_pb2.StreamServiceLogsResponse]
+    """StreamServiceLogs streams a service's container output."""
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -67,14 +85,36 @@ class AgentServiceAsyncStub(AgentServiceStub):
     client whose stream breaks simply calls again: nothing is replayed and
     nothing is lost.
     """
+    PlanServices: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.PlanServicesRequest, _agent_service_pb2.PlanServicesResponse]  # type: ignore[assignment]
+    """PlanServices computes what ApplyServices would do with the same request,
+    admission included, and changes nothing (a dry run).
+    """
+    ApplyServices: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ApplyServicesRequest, _agent_service_pb2.ApplyServicesResponse]  # type: ignore[assignment]
+    """ApplyServices makes `services` the complete desired set of its scope on
+    this host, atomically: when admission refuses any service, nothing
+    changes and the call fails with FAILED_PRECONDITION, reason
+    ADMISSION_REFUSED, and the refused Plan in the status details. Otherwise
+    the desired state is stored and the agent converges to it in the
+    background; follow it with WatchServices from `event_sequence`. Applying
+    the same set twice changes nothing. Concurrent applies are serialised.
+    """
+    StopServices: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.StopServicesRequest, _agent_service_pb2.StopServicesResponse]  # type: ignore[assignment]
+    """StopServices removes services from the desired state and stops them in
+    reverse dependency order.
+    """
+    ListServices: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListServicesRequest, _agent_service_pb2.ListServicesResponse]  # type: ignore[assignment]
+    """ListServices returns the observed status of every instance on this host."""
+    WatchServices: _aio.UnaryStreamMultiCallable[_agent_service_pb2.WatchServicesRequest, _agent_service_pb2.WatchServicesResponse]  # type: ignore[assignment]
+    """WatchServices streams state changes after `after_sequence`: first those
+    the agent still keeps, then live ones. A client whose stream broke calls
+    again with the last sequence it saw and misses nothing that is kept.
+    """
+    StreamServiceLogs: _aio.UnaryStreamMultiCallable[_agent_service_pb2.StreamServiceLogsRequest, _agent_service_pb2.StreamServiceLogsResponse]  # type: ignore[assignment]
+    """StreamServiceLogs streams a service's container output."""
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
     unix socket (access by file permissions); over TCP it requires mutual TLS.
-
-    Host facts come first; the provisioning calls (plan, apply, watch services,
-    logs) join this service as further RPCs, each with its own request and
-    response messages.
     """
 
     @_abc_1.abstractmethod
@@ -96,5 +136,67 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         client whose stream breaks simply calls again: nothing is replayed and
         nothing is lost.
         """
+
+    @_abc_1.abstractmethod
+    def PlanServices(
+        self,
+        request: _agent_service_pb2.PlanServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.PlanServicesResponse, _abc.Awaitable[_agent_service_pb2.PlanServicesResponse]]:
+        """PlanServices computes what ApplyServices would do with the same request,
+        admission included, and changes nothing (a dry run).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyServices(
+        self,
+        request: _agent_service_pb2.ApplyServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ApplyServicesResponse, _abc.Awaitable[_agent_service_pb2.ApplyServicesResponse]]:
+        """ApplyServices makes `services` the complete desired set of its scope on
+        this host, atomically: when admission refuses any service, nothing
+        changes and the call fails with FAILED_PRECONDITION, reason
+        ADMISSION_REFUSED, and the refused Plan in the status details. Otherwise
+        the desired state is stored and the agent converges to it in the
+        background; follow it with WatchServices from `event_sequence`. Applying
+        the same set twice changes nothing. Concurrent applies are serialised.
+        """
+
+    @_abc_1.abstractmethod
+    def StopServices(
+        self,
+        request: _agent_service_pb2.StopServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.StopServicesResponse, _abc.Awaitable[_agent_service_pb2.StopServicesResponse]]:
+        """StopServices removes services from the desired state and stops them in
+        reverse dependency order.
+        """
+
+    @_abc_1.abstractmethod
+    def ListServices(
+        self,
+        request: _agent_service_pb2.ListServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListServicesResponse, _abc.Awaitable[_agent_service_pb2.ListServicesResponse]]:
+        """ListServices returns the observed status of every instance on this host."""
+
+    @_abc_1.abstractmethod
+    def WatchServices(
+        self,
+        request: _agent_service_pb2.WatchServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_service_pb2.WatchServicesResponse], _abc.AsyncIterator[_agent_service_pb2.WatchServicesResponse]]:
+        """WatchServices streams state changes after `after_sequence`: first those
+        the agent still keeps, then live ones. A client whose stream broke calls
+        again with the last sequence it saw and misses nothing that is kept.
+        """
+
+    @_abc_1.abstractmethod
+    def StreamServiceLogs(
+        self,
+        request: _agent_service_pb2.StreamServiceLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_service_pb2.StreamServiceLogsResponse], _abc.AsyncIterator[_agent_service_pb2.StreamServiceLogsResponse]]:
+        """StreamServiceLogs streams a service's container output."""
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,198 @@
+"""The provisioning API behind AgentService: plan, apply, stop, list, watch, logs.
+
+Apply is plan-then-store under one lock: two applies at once are serialised, each is
+admitted against what the one before it stored, and none is lost. The store holds what
+was admitted; the reconciler converges the containers to it in the background.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import TypeAlias
+
+from ozwald.agent.v1 import plan_pb2, service_scope_pb2, service_status_pb2
+from ozwald.common.v1 import host_profile_pb2, service_spec_pb2
+
+from ozwald_agent.admission.facts import HostFacts
+from ozwald_agent.admission.planner import plan
+from ozwald_agent.admission.running import RunningService
+from ozwald_agent.provisioning.event_feed import EventFeed
+from ozwald_agent.provisioning.reconciler import Reconciler
+from ozwald_agent.runtime.protocol import ContainerRuntime
+from ozwald_agent.runtime.streams import StoppableIterator
+from ozwald_agent.state.store import AgentStore, DesiredService
+
+Scope: TypeAlias = service_scope_pb2.ServiceScope.ValueType
+DYNAMIC = service_scope_pb2.SERVICE_SCOPE_DYNAMIC
+PERSISTENT = service_scope_pb2.SERVICE_SCOPE_PERSISTENT
+WATCH_POLL_S = 1.0
+
+
+class AdmissionRefusedError(Exception):
+    """Admission refused at least one service; nothing changed."""
+
+    def __init__(self, refused: plan_pb2.Plan) -> None:
+        self.plan = refused
+        super().__init__(f"admission refused {len(refused.refusals)} service(s)")
+
+
+class ServiceNotFoundError(Exception):
+    def __init__(self, realm: str, name: str) -> None:
+        self.realm, self.name = realm, name
+        super().__init__(f"no service {realm}:{name} on this host")
+
+
+class Provisioner:
+    def __init__(
+        self,
+        store: AgentStore,
+        runtime: ContainerRuntime,
+        facts: HostFacts,
+        host_profile: Callable[[], host_profile_pb2.HostProfile],
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._facts = facts
+        self._host_profile = host_profile
+        self._apply_lock = threading.Lock()
+        self.feed = EventFeed(store.last_sequence())
+        self.reconciler = Reconciler(store, runtime, self.feed, host_profile)
+
+    def start(self) -> None:
+        self.reconciler.start()
+
+    def stop(self) -> None:
+        self.feed.close()
+        self.reconciler.stop()
+
+    # Plan and apply ---------------------------------------------------------------
+
+    def plan(self, services: Sequence[service_spec_pb2.ServiceSpec], scope: Scope) -> plan_pb2.Plan:
+        return self._plan(services, _scope(scope), self._store.desired())
+
+    def apply(
+        self, services: Sequence[service_spec_pb2.ServiceSpec], scope: Scope
+    ) -> tuple[plan_pb2.Plan, int]:
+        scope = _scope(scope)
+        with self._apply_lock:
+            sequence = self._store.last_sequence()
+            admitted = self._plan(services, scope, self._store.desired())
+            if not admitted.admitted:
+                raise AdmissionRefusedError(admitted)
+            self._store.replace_desired(scope, _desired_from(admitted, scope))
+        self.reconciler.wake()
+        return admitted, sequence
+
+    def stop_services(
+        self, refs: Sequence[plan_pb2.ServiceRef]
+    ) -> tuple[list[plan_pb2.ServiceRef], int]:
+        """Remove named services (all dynamic ones when none is named) from the desired set."""
+        with self._apply_lock:
+            sequence = self._store.last_sequence()
+            desired = {d.key: d for d in self._store.desired()}
+            if refs:
+                keys = [_resolve_ref(ref, desired.keys()) for ref in refs]
+            else:
+                keys = [k for k, d in desired.items() if d.scope == DYNAMIC]
+            self._store.remove_desired(keys)
+        self.reconciler.wake()
+        return [plan_pb2.ServiceRef(realm=r, name=n) for r, n in keys], sequence
+
+    def _plan(
+        self,
+        services: Sequence[service_spec_pb2.ServiceSpec],
+        scope: Scope,
+        desired: Sequence[DesiredService],
+    ) -> plan_pb2.Plan:
+        # The planner treats its input as the dynamic set and what is marked persistent
+        # as untouchable; for the persistent scope the roles swap.
+        running = [
+            RunningService(
+                realm=d.spec.realm,
+                name=d.spec.name,
+                spec=_as_plannable(d.spec),
+                fingerprint=d.fingerprint,
+                gpu_uuids=d.gpu_uuids,
+                persistent=d.scope != scope,
+            )
+            for d in desired
+        ]
+        return plan(
+            [_as_plannable(s) for s in services], running, self._host_profile(), self._facts
+        )
+
+    # Observe ----------------------------------------------------------------------
+
+    def statuses(self, realm: str) -> tuple[list[service_status_pb2.InstanceStatus], int]:
+        sequence = self._store.last_sequence()
+        statuses = [s for s in self._store.instances() if not realm or s.realm == realm]
+        return statuses, sequence
+
+    def watch(
+        self, after_sequence: int, realm: str, active: Callable[[], bool]
+    ) -> Iterator[service_status_pb2.ServiceEvent]:
+        cursor = after_sequence
+        while active():
+            for event in self._store.events_after(cursor):
+                cursor = event.sequence
+                if not realm or event.status.realm == realm:
+                    yield event
+            if not self.feed.wait_beyond(cursor, WATCH_POLL_S) and self.feed.closed:
+                return
+
+    def logs(
+        self, ref: plan_pb2.ServiceRef, tail: int, follow: bool
+    ) -> StoppableIterator[str] | list[str]:
+        known = {(s.realm, s.name): s for s in self._store.instances()}
+        realm, name = _resolve_ref(ref, known.keys())
+        container = self._runtime.inspect_service(realm, name)
+        if container is None:
+            raise ServiceNotFoundError(realm, name)
+        if follow:
+            return self._runtime.follow_logs(container.id, tail=tail or None)
+        return self._runtime.logs(container.id, tail=tail or None)
+
+
+def _scope(scope: Scope) -> Scope:
+    return PERSISTENT if scope == PERSISTENT else DYNAMIC
+
+
+def _as_plannable(spec: service_spec_pb2.ServiceSpec) -> service_spec_pb2.ServiceSpec:
+    """The spec without its persistent flag: scope, not the spec, says what is untouchable."""
+    if not spec.persistent:
+        return spec
+    copy = service_spec_pb2.ServiceSpec()
+    copy.CopyFrom(spec)
+    copy.persistent = False
+    return copy
+
+
+def _desired_from(admitted: plan_pb2.Plan, scope: Scope) -> list[DesiredService]:
+    services = []
+    for action in admitted.actions:
+        # "persistent" in the plan means "of the other scope": not ours to store.
+        if action.kind == plan_pb2.ACTION_KIND_STOP or action.persistent:
+            continue
+        spec = service_spec_pb2.ServiceSpec()
+        spec.CopyFrom(action.spec)
+        spec.persistent = scope == PERSISTENT
+        services.append(
+            DesiredService(
+                spec=spec,
+                scope=scope,
+                fingerprint=action.fingerprint,
+                gpu_vendor=action.gpus.vendor,
+                gpu_uuids=tuple(d.uuid for d in action.gpus.devices),
+            )
+        )
+    return services
+
+
+def _resolve_ref(ref: plan_pb2.ServiceRef, known: Collection[tuple[str, str]]) -> tuple[str, str]:
+    """The realm defaults to the only one known, else "default"."""
+    realms = sorted({realm for realm, _ in known})
+    realm = ref.realm or (realms[0] if len(realms) == 1 else "default")
+    if (realm, ref.name) not in known:
+        raise ServiceNotFoundError(realm, ref.name)
+    return realm, ref.name

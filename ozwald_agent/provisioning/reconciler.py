@@ -1,0 +1,373 @@
+"""On-host convergence: make the containers match the agent's desired state.
+
+One thread runs `reconcile_once` every tick (and at once when woken by an apply or a
+stop). Each pass compares the desired services in the store with the containers the
+engine reports for this agent, and moves each service one step along its life:
+
+    PENDING -> CREATING -> STARTING -> READY <-> UNHEALTHY
+                              |          |          |
+                              v          v          v
+                           FAILED    RESTARTING (backoff) -> CREATING ...
+
+- A container that exits, or never passes its health check, while STARTING is FAILED
+  with its last log lines; it is never reported READY.
+- A READY service that exits or turns unhealthy is restarted per its restart policy with
+  exponential backoff, and FAILED once `max_retries` restarts are used up.
+- A FAILED service stays failed until an apply re-admits it (a new generation).
+- Services leave in reverse dependency order and enter in dependency order; a service
+  waits in PENDING until everything it depends on is READY.
+- After an agent restart the same pass adopts what runs: a container with this agent's
+  labels and the desired fingerprint is probed, not recreated; anything else is removed.
+  Container names are deterministic, so a crash mid-create can never duplicate one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from google.protobuf import duration_pb2
+from ozwald.agent.v1 import service_status_pb2
+from ozwald.common.v1 import gpu_pb2, host_profile_pb2, service_spec_pb2
+
+from ozwald_agent.admission.dependencies import start_order, stop_order
+from ozwald_agent.admission.keys import ServiceKey
+from ozwald_agent.provisioning.backoff import restart_delay
+from ozwald_agent.provisioning.event_feed import EventFeed
+from ozwald_agent.provisioning.tracked import State, Tracked
+from ozwald_agent.runtime.container_info import ContainerInfo
+from ozwald_agent.runtime.errors import ContainerRuntimeError
+from ozwald_agent.runtime.gpus import GpuAssignment
+from ozwald_agent.runtime.probes import run_probe
+from ozwald_agent.runtime.protocol import ContainerRuntime
+from ozwald_agent.state.store import AgentStore, DesiredService
+
+logger = logging.getLogger(__name__)
+
+S = service_status_pb2
+TICK_S = 0.5
+LOG_LINES_KEPT = 20
+STOP_TIMEOUT_S = 10.0
+DEFAULT_PROBE_INTERVAL_S = 2.0
+DEFAULT_PROBE_RETRIES = 3
+NEVER_READY = (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_CREATING, S.INSTANCE_STATE_STARTING)
+RK = service_spec_pb2
+
+
+class Reconciler:
+    """Owns the convergence thread; `wake()` asks for a pass now."""
+
+    def __init__(
+        self,
+        store: AgentStore,
+        runtime: ContainerRuntime,
+        feed: EventFeed,
+        host_profile: Callable[[], host_profile_pb2.HostProfile],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._feed = feed
+        self._host_profile = host_profile
+        self._clock = clock
+        self._tracked: dict[ServiceKey, Tracked] = {}
+        # Specs seen desired, kept after they leave so stops can follow dependencies.
+        self._known_specs: dict[ServiceKey, service_spec_pb2.ServiceSpec] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._engine_problem = ""
+        for status in store.instances():
+            self._tracked[(status.realm, status.name)] = Tracked(status=status)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.reconcile_once()
+            except Exception:
+                logger.exception("reconcile pass failed; retrying next tick")
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+
+    # One pass ---------------------------------------------------------------------
+
+    def reconcile_once(self) -> None:
+        desired = {d.key: d for d in self._store.desired()}
+        self._known_specs.update({key: d.spec for key, d in desired.items()})
+        try:
+            containers = self._containers()
+        except ContainerRuntimeError as e:
+            self._note_engine_problem(str(e))
+            return
+        self._note_engine_problem("")
+        self._stop_unwanted(desired, containers)
+        will_run = {key: d.spec for key, d in desired.items()}
+        for key in start_order(will_run, will_run.keys()):
+            if self._stopping.is_set():
+                return
+            self._step(desired[key], containers.get(key))
+        self._publish()
+
+    def _containers(self) -> dict[ServiceKey, ContainerInfo]:
+        found: dict[ServiceKey, ContainerInfo] = {}
+        for container in self._runtime.list_managed():
+            if container.service is not None:
+                found[(container.service.realm, container.service.service)] = container
+        return found
+
+    def _stop_unwanted(
+        self,
+        desired: Mapping[ServiceKey, DesiredService],
+        containers: dict[ServiceKey, ContainerInfo],
+    ) -> None:
+        leaving = {key for key in containers.keys() | self._tracked.keys() if key not in desired}
+        changed = {
+            key
+            for key, container in containers.items()
+            if key in desired
+            and container.service is not None
+            and container.service.fingerprint != desired[key].fingerprint
+        }
+        for key in stop_order(self._known_specs, leaving | changed):
+            container = containers.pop(key, None)
+            tracked = self._tracked_for(key)
+            if container is not None:
+                tracked.move(S.INSTANCE_STATE_STOPPING, "stopping its container")
+                self._publish()
+                self._remove(container)
+            if key in leaving:
+                tracked.move(S.INSTANCE_STATE_STOPPED, "no longer desired")
+                self._publish()
+                self._store.forget_instance(*key)
+                del self._tracked[key]
+                self._known_specs.pop(key, None)
+            else:
+                tracked.move(S.INSTANCE_STATE_PENDING, "effective spec changed; recreating")
+                tracked.status.restart_count = 0
+                tracked.status.exited = False
+
+    # One service ------------------------------------------------------------------
+
+    def _step(self, desired: DesiredService, container: ContainerInfo | None) -> None:
+        tracked = self._tracked_for(desired.key)
+        self._refresh_identity(tracked, desired)
+        if tracked.generation != desired.generation:
+            if tracked.state == S.INSTANCE_STATE_FAILED and container is None:
+                tracked.move(S.INSTANCE_STATE_PENDING, "re-applied after failing; retrying")
+                tracked.status.restart_count = 0
+            tracked.generation = desired.generation
+        if tracked.state == S.INSTANCE_STATE_FAILED:
+            return
+        if container is None:
+            self._create_when_ready(tracked, desired)
+        elif not container.running:
+            self._handle_exit(tracked, desired, container)
+        else:
+            self._watch_health(tracked, desired, container)
+
+    def _create_when_ready(self, tracked: Tracked, desired: DesiredService) -> None:
+        now = self._clock()
+        if tracked.state == S.INSTANCE_STATE_RESTARTING and now < tracked.retry_at:
+            return
+        waiting = [
+            name
+            for name in desired.spec.depends_on
+            if self._state_of((desired.spec.realm, name)) != S.INSTANCE_STATE_READY
+        ]
+        if waiting:
+            tracked.move(S.INSTANCE_STATE_PENDING, f"waiting for {', '.join(waiting)} to be ready")
+            return
+        tracked.move(S.INSTANCE_STATE_CREATING, "creating its container")
+        self._publish()
+        try:
+            info = self._runtime.create(
+                desired.spec, fingerprint=desired.fingerprint, gpus=self._gpus(desired)
+            )
+            self._runtime.start(info.id)
+        except ContainerRuntimeError as e:
+            self._fail(tracked, f"cannot start: {e}", logs=[])
+            return
+        tracked.status.container_id = info.id
+        tracked.started_at = now
+        tracked.next_probe_at = now
+        tracked.failures = 0
+        tracked.move(S.INSTANCE_STATE_STARTING, "container started; waiting for health")
+
+    def _handle_exit(
+        self, tracked: Tracked, desired: DesiredService, container: ContainerInfo
+    ) -> None:
+        code = container.exit_code if container.exit_code is not None else -1
+        logs = self._logs(container)
+        self._remove(container)
+        tracked.status.exited = True
+        tracked.status.last_exit_code = code
+        why = f"exited with code {code}" + (" (out of memory)" if container.oom_killed else "")
+        if tracked.state in NEVER_READY:
+            self._fail(tracked, f"{why} while starting", logs)
+            return
+        self._restart_or_fail(tracked, desired, why, logs, exit_code=code)
+
+    def _watch_health(
+        self, tracked: Tracked, desired: DesiredService, container: ContainerInfo
+    ) -> None:
+        now = self._clock()
+        tracked.status.container_id = container.id
+        if tracked.state in (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_CREATING):
+            # A running container we did not start in this life: adopted after a restart.
+            tracked.started_at = now
+            tracked.next_probe_at = now
+            tracked.move(S.INSTANCE_STATE_STARTING, "adopted its running container; probing")
+        if now < tracked.next_probe_at:
+            return
+        check = desired.spec.health_check
+        interval = _seconds(check.interval) or DEFAULT_PROBE_INTERVAL_S
+        retries = check.retries or DEFAULT_PROBE_RETRIES
+        tracked.next_probe_at = now + interval
+        result = run_probe(self._runtime, container.id, check, desired.spec.connector_port)
+        if result.ok:
+            tracked.failures = 0
+            tracked.move(S.INSTANCE_STATE_READY, "health check passed")
+            return
+        if tracked.state == S.INSTANCE_STATE_STARTING:
+            if now - tracked.started_at < _seconds(check.start_period):
+                return
+            tracked.failures += 1
+            if tracked.failures >= retries:
+                logs = self._logs(container)
+                self._remove(container)
+                self._fail(tracked, f"health check never passed: {result.detail}", logs)
+            return
+        tracked.failures += 1
+        if tracked.failures < retries:
+            return
+        tracked.move(S.INSTANCE_STATE_UNHEALTHY, f"health check failing: {result.detail}")
+        self._publish()
+        logs = self._logs(container)
+        self._remove(container)
+        self._restart_or_fail(tracked, desired, "unhealthy", logs, exit_code=None)
+
+    def _restart_or_fail(
+        self,
+        tracked: Tracked,
+        desired: DesiredService,
+        why: str,
+        logs: list[str],
+        *,
+        exit_code: int | None,
+    ) -> None:
+        policy = desired.spec.restart_policy
+        kind = policy.kind or RK.RESTART_POLICY_KIND_ON_FAILURE
+        if kind == RK.RESTART_POLICY_KIND_NO or (
+            kind == RK.RESTART_POLICY_KIND_ON_FAILURE and exit_code == 0
+        ):
+            tracked.status.last_log_lines[:] = logs
+            tracked.move(S.INSTANCE_STATE_FAILED, f"{why}; its restart policy does not restart it")
+            return
+        if policy.max_retries and tracked.status.restart_count >= policy.max_retries:
+            self._fail(tracked, f"{why}; gave up after {policy.max_retries} restarts", logs)
+            return
+        delay = restart_delay(tracked.status.restart_count)
+        tracked.status.restart_count += 1
+        tracked.retry_at = self._clock() + delay
+        tracked.status.last_log_lines[:] = logs
+        tracked.move(S.INSTANCE_STATE_RESTARTING, f"{why}; restarting in {delay:g} s")
+
+    def _fail(self, tracked: Tracked, reason: str, logs: list[str]) -> None:
+        tracked.status.last_log_lines[:] = logs
+        tracked.move(S.INSTANCE_STATE_FAILED, reason)
+        logger.warning(
+            "service %s:%s failed: %s",
+            tracked.status.realm,
+            tracked.status.name,
+            reason,
+            extra={"realm": tracked.status.realm, "service": tracked.status.name},
+        )
+
+    # Helpers ----------------------------------------------------------------------
+
+    def _tracked_for(self, key: ServiceKey) -> Tracked:
+        if key not in self._tracked:
+            self._tracked[key] = Tracked(
+                status=S.InstanceStatus(
+                    realm=key[0], name=key[1], state=S.INSTANCE_STATE_PENDING, reason="new"
+                ),
+                changed=True,
+            )
+        return self._tracked[key]
+
+    def _state_of(self, key: ServiceKey) -> State:
+        tracked = self._tracked.get(key)
+        return tracked.state if tracked else S.INSTANCE_STATE_UNSPECIFIED
+
+    def _refresh_identity(self, tracked: Tracked, desired: DesiredService) -> None:
+        spec = desired.spec
+        status = tracked.status
+        before = status.SerializeToString(deterministic=True)
+        status.variety = spec.variety
+        status.profile = spec.profile
+        status.fingerprint = desired.fingerprint
+        status.persistent = spec.persistent
+        status.gpu_uuids[:] = list(desired.gpu_uuids)
+        status.endpoints[:] = [f"{p.host_ip or '127.0.0.1'}:{p.host_port}" for p in spec.portals]
+        if status.SerializeToString(deterministic=True) != before:
+            tracked.changed = True
+
+    def _gpus(self, desired: DesiredService) -> GpuAssignment | None:
+        if not desired.gpu_uuids:
+            return None
+        render_nodes: tuple[str, ...] = ()
+        if desired.gpu_vendor == gpu_pb2.GPU_VENDOR_AMD:
+            by_uuid = {
+                device.uuid: device.render_node
+                for report in self._host_profile().gpu_vendors
+                for device in report.devices
+            }
+            render_nodes = tuple(by_uuid.get(uuid, "") for uuid in desired.gpu_uuids)
+        return GpuAssignment(desired.gpu_vendor, desired.gpu_uuids, render_nodes)
+
+    def _logs(self, container: ContainerInfo) -> list[str]:
+        try:
+            return self._runtime.logs(container.id, tail=LOG_LINES_KEPT)
+        except ContainerRuntimeError as e:
+            return [f"(logs unavailable: {e})"]
+
+    def _remove(self, container: ContainerInfo) -> None:
+        try:
+            if container.running:
+                self._runtime.stop(container.id, timeout_s=STOP_TIMEOUT_S)
+            self._runtime.remove(container.id, force=True)
+        except ContainerRuntimeError as e:
+            logger.warning("could not remove container %s: %s", container.name, e)
+
+    def _note_engine_problem(self, problem: str) -> None:
+        if problem and problem != self._engine_problem:
+            logger.warning("container engine unavailable: %s", problem)
+        elif not problem and self._engine_problem:
+            logger.info("container engine answers again")
+        self._engine_problem = problem
+
+    def _publish(self) -> None:
+        for tracked in self._tracked.values():
+            if tracked.changed:
+                tracked.changed = False
+                event = self._store.record_status(tracked.status)
+                self._feed.published(event.sequence)
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    return duration.seconds + duration.nanos / 1e9
