@@ -20,13 +20,27 @@ import contextlib
 import datetime
 import time
 import uuid
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import grpc
-from ozwald.agent.v1.agent_service_pb2 import GetHostProfileRequest, WatchHostProfileRequest
+from ozwald.agent.v1 import plan_pb2, service_scope_pb2, service_status_pb2
+from ozwald.agent.v1.agent_service_pb2 import (
+    ApplyServicesRequest,
+    ApplyServicesResponse,
+    GetHostProfileRequest,
+    ListServicesRequest,
+    ListServicesResponse,
+    PlanServicesRequest,
+    StopServicesRequest,
+    StopServicesResponse,
+    StreamServiceLogsRequest,
+    WatchHostProfileRequest,
+    WatchServicesRequest,
+)
 from ozwald.common.v1.host_profile_pb2 import HostProfile
+from ozwald.common.v1.service_spec_pb2 import ServiceSpec
 
 from ozwald_sdk.channel import open_aio_channel, open_channel
 from ozwald_sdk.errors import OzwaldError
@@ -43,6 +57,9 @@ from ozwald_sdk.target import AgentTarget, resolve_target
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_WATCH_INTERVAL = 5.0
+DYNAMIC = service_scope_pb2.SERVICE_SCOPE_DYNAMIC
+
+T = TypeVar("T")
 
 
 class _AgentClientBase:
@@ -177,6 +194,134 @@ class AgentClient(_AgentClientBase):
                 if pause is None:
                     return
             time.sleep(pause)
+
+    # Provisioning -------------------------------------------------------------------
+
+    def plan_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        scope: service_scope_pb2.ServiceScope.ValueType = DYNAMIC,
+        timeout: float | None = None,
+    ) -> plan_pb2.Plan:
+        """What applying `services` would do, admission included; changes nothing."""
+        request = PlanServicesRequest(services=services, scope=scope)
+        return self._call(
+            lambda left: (
+                self._rpc.plan_services(request, timeout=left, metadata=self._metadata).plan
+            ),
+            timeout,
+        )
+
+    def apply_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        scope: service_scope_pb2.ServiceScope.ValueType = DYNAMIC,
+        timeout: float | None = None,
+    ) -> ApplyServicesResponse:
+        """Make `services` the whole desired set of `scope`, or change nothing.
+
+        Raises AdmissionRefusedError (with the refused plan) when any service cannot be
+        admitted. Safe to retry: applying the same set twice changes nothing.
+        """
+        request = ApplyServicesRequest(services=services, scope=scope)
+        return self._call(
+            lambda left: self._rpc.apply_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    def stop_services(
+        self, services: Sequence[tuple[str, str]] = (), *, timeout: float | None = None
+    ) -> StopServicesResponse:
+        """Stop (realm, name) services; none named stops every dynamic service."""
+        request = StopServicesRequest(
+            services=[plan_pb2.ServiceRef(realm=r, name=n) for r, n in services]
+        )
+        return self._call(
+            lambda left: self._rpc.stop_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    def list_services(
+        self, *, realm: str = "", timeout: float | None = None
+    ) -> ListServicesResponse:
+        """Every instance's status, and the event sequence it reflects."""
+        request = ListServicesRequest(realm=realm)
+        return self._call(
+            lambda left: self._rpc.list_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    def watch_services(
+        self, *, after_sequence: int = 0, realm: str = "", timeout: float | None = None
+    ) -> Generator[service_status_pb2.ServiceEvent, None, None]:
+        """State changes after `after_sequence`, until you stop iterating or `timeout`.
+
+        A stream that breaks with UNAVAILABLE is reopened from the last sequence seen,
+        so nothing the agent keeps is missed and nothing is repeated.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cursor = after_sequence
+        failures = 0
+        while True:
+            seconds_left = None if deadline is None else deadline - time.monotonic()
+            request = WatchServicesRequest(after_sequence=cursor, realm=realm)
+            try:
+                self.target.check_socket()
+                stream = self._rpc.watch_services(
+                    request, timeout=seconds_left, metadata=self._metadata
+                )
+                with contextlib.closing(stream):
+                    for response in stream:
+                        failures = 0
+                        cursor = response.event.sequence
+                        yield response.event
+                return
+            except OzwaldError as e:
+                if self._watch_should_end(e, seconds_left):
+                    return
+                failures += 1
+                if not self._may_reopen(e, failures):
+                    raise
+                pause = self._pause_before_reopening(failures, deadline)
+                if pause is None:
+                    return
+            time.sleep(pause)
+
+    def service_logs(
+        self,
+        realm: str,
+        name: str,
+        *,
+        tail_lines: int = 0,
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> Generator[bytes, None, None]:
+        """A service's container output; with `follow`, until you stop iterating."""
+        self.target.check_socket()
+        request = StreamServiceLogsRequest(
+            service=plan_pb2.ServiceRef(realm=realm, name=name),
+            tail_lines=tail_lines,
+            follow=follow,
+        )
+        seconds = timeout if timeout is not None else (None if follow else self.timeout)
+        stream = self._rpc.stream_service_logs(request, timeout=seconds, metadata=self._metadata)
+        with contextlib.closing(stream):
+            for response in stream:
+                yield response.data
+
+    def _call(self, attempt: Callable[[float], T], timeout: float | None) -> T:
+        def checked(seconds_left: float) -> T:
+            self.target.check_socket()
+            return attempt(seconds_left)
+
+        return call_with_retry(
+            checked,
+            policy=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            idempotent=True,
+        )
 
 
 class AsyncAgentClient(_AgentClientBase):

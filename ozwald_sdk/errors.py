@@ -17,14 +17,16 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     6    DEADLINE_EXCEEDED: the agent did not answer in time
     7    INVALID_ARGUMENT: the agent refused the request as malformed
     8    AGENT_TOO_OLD: the agent does not implement the call
-    10-19  reserved for provisioning: config invalid, admission refused, failed to start
+    10   CONFIG_INVALID: the config file (ozwald.yml) or a service selector is invalid;
+         nothing was changed on any host
+    11-19  reserved for provisioning: 11 admission refused, 12 failed to start
     130  INTERRUPTED: Ctrl-C
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import grpc
@@ -38,6 +40,7 @@ from ozwald.common.v1.error_reason_pb2 import (
 from ozwald_sdk.metadata import ERROR_DOMAIN, REMEDY_KEY, STATUS_DETAILS_KEY, reason_name
 
 if TYPE_CHECKING:
+    from ozwald_sdk.config.diagnostics import Diagnostic
     from ozwald_sdk.target import AgentTarget
 
 
@@ -53,6 +56,7 @@ class ExitCode(enum.IntEnum):
     DEADLINE_EXCEEDED = 6
     INVALID_ARGUMENT = 7
     AGENT_TOO_OLD = 8
+    CONFIG_INVALID = 10
     INTERRUPTED = 130
 
 
@@ -146,6 +150,29 @@ class InternalServerError(OzwaldError):
 
 class HostProfileFailedError(InternalServerError):
     """The agent could not collect the host profile at all (INTERNAL, HOST_PROFILE_FAILED)."""
+
+
+class ConfigInvalidError(OzwaldError):
+    """The config file or a service selector is invalid; every problem is in `diagnostics`.
+
+    The message lists all of them, one per line, each as
+    `FILE:LINE:COLUMN: key.path: what is wrong`, so a person (or an editor's problem
+    matcher) can go straight to each place.
+    """
+
+    exit_code = ExitCode.CONFIG_INVALID
+
+    def __init__(
+        self,
+        summary: str,
+        diagnostics: Sequence[Diagnostic],
+        *,
+        remedy: str = "fix the problems above, then check with `ozwald config validate`",
+    ) -> None:
+        lines = [summary, *(diagnostic.render() for diagnostic in diagnostics)]
+        super().__init__("\n".join(lines), remedy=remedy)
+        self.summary = summary
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
 
 
 _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {

@@ -16,6 +16,7 @@ from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 import grpc
 from ozwald.agent.v1 import agent_service_pb2_grpc
@@ -65,7 +66,32 @@ class ReceivedCall:
     interval: float | None = None
 
 
-class FakeAgent(agent_service_pb2_grpc.AgentServiceServicer):
+class HostProfileOnlyServicer(agent_service_pb2_grpc.AgentServiceServicer):
+    """Base for fakes that serve host facts only: provisioning calls are UNIMPLEMENTED."""
+
+    def _not_faked(self, context: grpc.ServicerContext) -> NoReturn:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "this fake agent serves host profiles only")
+
+    def PlanServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def ApplyServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def StopServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def ListServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def WatchServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def StreamServiceLogs(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+
+class FakeAgent(HostProfileOnlyServicer):
     """Serves `profile`, or fails as scripted with `fail_next`.
 
     `delay` holds every GetHostProfile answer back that many seconds. With

@@ -9,10 +9,10 @@ a plan with a refusal must not be applied at all.
 """
 
 from ozwald_agent.admission.facts import HostFacts
-from ozwald_agent.admission.fingerprint import fingerprint
 from ozwald_agent.admission.footprints import Footprint, FootprintBook, NoFootprints
 from ozwald_agent.admission.planner import plan
 from ozwald_agent.admission.running import RunningService
+from ozwald_sdk.fingerprint import fingerprint
 
 __all__ = [
     "Footprint",

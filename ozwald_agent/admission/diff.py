@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from ozwald.agent.v1 import plan_pb2
 from ozwald.common.v1 import service_spec_pb2
 
-from ozwald_agent.admission.fingerprint import fingerprint
 from ozwald_agent.admission.keys import ServiceKey, key_of
 from ozwald_agent.admission.running import RunningService
+from ozwald_sdk.fingerprint import fingerprint
 
 START = plan_pb2.ACTION_KIND_START
 STOP = plan_pb2.ACTION_KIND_STOP

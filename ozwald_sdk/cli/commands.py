@@ -6,7 +6,7 @@ it here.
 
 from __future__ import annotations
 
-from ozwald_sdk.cli import host
+from ozwald_sdk.cli import config_commands, host, list_configured
 from ozwald_sdk.cli.command import Command
 
-COMMANDS: tuple[Command, ...] = (host.COMMAND,)
+COMMANDS: tuple[Command, ...] = (host.COMMAND, config_commands.COMMAND, list_configured.COMMAND)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from typing import TypeVar
 
 import grpc
 import grpc.aio
+from google.protobuf.message import Message
 from ozwald.agent.v1 import agent_service_pb2_grpc
 from ozwald.agent.v1.agent_service_pb2 import (
+    ApplyServicesRequest,
+    ApplyServicesResponse,
     GetHostProfileRequest,
     GetHostProfileResponse,
+    ListServicesRequest,
+    ListServicesResponse,
+    PlanServicesRequest,
+    PlanServicesResponse,
+    StopServicesRequest,
+    StopServicesResponse,
+    StreamServiceLogsRequest,
+    StreamServiceLogsResponse,
     WatchHostProfileRequest,
     WatchHostProfileResponse,
+    WatchServicesRequest,
+    WatchServicesResponse,
 )
 
 from ozwald_sdk.errors import OzwaldError, error_from_rpc
@@ -19,6 +33,7 @@ from ozwald_sdk.metadata import CORRELATION_ID_KEY
 from ozwald_sdk.target import AgentTarget
 
 Metadata = tuple[tuple[str, str], ...]
+Response = TypeVar("Response", bound=Message)
 
 
 class AgentServiceRpc:
@@ -47,6 +62,71 @@ class AgentServiceRpc:
             raise _error(e, "WatchHostProfile", self._target, timeout, metadata) from e
         finally:
             call.cancel()
+
+    def plan_services(
+        self, request: PlanServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> PlanServicesResponse:
+        return self._unary("PlanServices", self._stub.PlanServices, request, timeout, metadata)
+
+    def apply_services(
+        self, request: ApplyServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> ApplyServicesResponse:
+        return self._unary("ApplyServices", self._stub.ApplyServices, request, timeout, metadata)
+
+    def stop_services(
+        self, request: StopServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> StopServicesResponse:
+        return self._unary("StopServices", self._stub.StopServices, request, timeout, metadata)
+
+    def list_services(
+        self, request: ListServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> ListServicesResponse:
+        return self._unary("ListServices", self._stub.ListServices, request, timeout, metadata)
+
+    def watch_services(
+        self, request: WatchServicesRequest, *, timeout: float | None, metadata: Metadata
+    ) -> Generator[WatchServicesResponse, None, None]:
+        return self._stream(
+            "WatchServices",
+            self._stub.WatchServices(request, timeout=timeout, metadata=metadata),
+            timeout,
+            metadata,
+        )
+
+    def stream_service_logs(
+        self, request: StreamServiceLogsRequest, *, timeout: float | None, metadata: Metadata
+    ) -> Generator[StreamServiceLogsResponse, None, None]:
+        return self._stream(
+            "StreamServiceLogs",
+            self._stub.StreamServiceLogs(request, timeout=timeout, metadata=metadata),
+            timeout,
+            metadata,
+        )
+
+    def _unary(
+        self,
+        method: str,
+        call: Callable[..., Response],
+        request: Message,
+        timeout: float,
+        metadata: Metadata,
+    ) -> Response:
+        try:
+            return call(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as e:
+            raise _error(e, method, self._target, timeout, metadata) from e
+
+    def _stream(
+        self, method: str, call: Iterator[Response], timeout: float | None, metadata: Metadata
+    ) -> Generator[Response, None, None]:
+        try:
+            yield from call
+        except grpc.RpcError as e:
+            raise _error(e, method, self._target, timeout, metadata) from e
+        finally:
+            cancel = getattr(call, "cancel", None)
+            if cancel is not None:
+                cancel()
 
 
 class AsyncAgentServiceRpc:

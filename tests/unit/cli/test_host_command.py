@@ -197,6 +197,7 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "DEADLINE_EXCEEDED": 6,
         "INVALID_ARGUMENT": 7,
         "AGENT_TOO_OLD": 8,
+        "CONFIG_INVALID": 10,
         "INTERRUPTED": 130,
     }
 

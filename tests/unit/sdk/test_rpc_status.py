@@ -53,7 +53,14 @@ def test_reason_on_the_wire_is_the_enum_name_without_prefix() -> None:
         for value in error_reason_pb2.ErrorReason.values()
         if value != error_reason_pb2.ERROR_REASON_UNSPECIFIED
     }
-    assert names == {"INVALID_ARGUMENT", "HOST_PROFILE_FAILED", "SHUTTING_DOWN"}
+    assert names == {
+        "INVALID_ARGUMENT",
+        "HOST_PROFILE_FAILED",
+        "SHUTTING_DOWN",
+        "ADMISSION_REFUSED",
+        "SERVICE_NOT_FOUND",
+        "CONTAINER_RUNTIME_UNAVAILABLE",
+    }
 
 
 @pytest.mark.parametrize(

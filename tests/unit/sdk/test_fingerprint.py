@@ -7,8 +7,7 @@ import hashlib
 from google.protobuf import duration_pb2
 from ozwald.common.v1 import service_spec_pb2
 
-from ozwald_agent.admission import fingerprint
-from ozwald_agent.admission.fingerprint import canonical_form
+from ozwald_sdk.fingerprint import canonical_form, fingerprint
 from tests.unit.admission.builders import GB, service
 
 
