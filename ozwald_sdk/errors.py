@@ -19,7 +19,12 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     8    AGENT_TOO_OLD: the agent does not implement the call
     10   CONFIG_INVALID: the config file (ozwald.yml) or a service selector is invalid;
          nothing was changed on any host
-    11-19  reserved for provisioning: 11 admission refused, 12 failed to start
+    11   ADMISSION_REFUSED: the agent refused an update; nothing changed (the refused
+         plan is on the error)
+    12   SERVICE_FAILED: a service failed to start or become healthy
+    13   SERVICE_NOT_FOUND: the agent knows no such service
+    14   CONTAINER_RUNTIME_UNAVAILABLE: the agent cannot use its container engine
+    15-19  reserved
     130  INTERRUPTED: Ctrl-C
 """
 
@@ -31,9 +36,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from ozwald.agent.v1 import plan_pb2
 from ozwald.common.v1.error_reason_pb2 import (
+    ERROR_REASON_ADMISSION_REFUSED,
+    ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE,
     ERROR_REASON_HOST_PROFILE_FAILED,
     ERROR_REASON_INVALID_ARGUMENT,
+    ERROR_REASON_SERVICE_NOT_FOUND,
     ERROR_REASON_SHUTTING_DOWN,
 )
 
@@ -57,6 +66,10 @@ class ExitCode(enum.IntEnum):
     INVALID_ARGUMENT = 7
     AGENT_TOO_OLD = 8
     CONFIG_INVALID = 10
+    ADMISSION_REFUSED = 11
+    SERVICE_FAILED = 12
+    SERVICE_NOT_FOUND = 13
+    CONTAINER_RUNTIME_UNAVAILABLE = 14
     INTERRUPTED = 130
 
 
@@ -175,6 +188,35 @@ class ConfigInvalidError(OzwaldError):
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
 
 
+class AdmissionRefusedError(OzwaldError):
+    """The agent refused an update (FAILED_PRECONDITION, ADMISSION_REFUSED); nothing changed.
+
+    `plan` is the refused plan with every refusal, its arithmetic and its remedy; None
+    only if the server sent none.
+    """
+
+    exit_code = ExitCode.ADMISSION_REFUSED
+    plan: plan_pb2.Plan | None = None
+
+
+class ServiceFailedError(OzwaldError):
+    """A service failed to start or to become healthy while the client waited for it."""
+
+    exit_code = ExitCode.SERVICE_FAILED
+
+
+class ServiceNotFoundError(OzwaldError):
+    """The agent knows no such service (NOT_FOUND, SERVICE_NOT_FOUND)."""
+
+    exit_code = ExitCode.SERVICE_NOT_FOUND
+
+
+class ContainerRuntimeUnavailableError(OzwaldError):
+    """The agent cannot use its container engine (FAILED_PRECONDITION, CONTAINER_RUNTIME_...)."""
+
+    exit_code = ExitCode.CONTAINER_RUNTIME_UNAVAILABLE
+
+
 _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, reason_name(ERROR_REASON_INVALID_ARGUMENT)): (
         InvalidArgumentError
@@ -183,6 +225,16 @@ _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
         HostProfileFailedError
     ),
     (grpc.StatusCode.UNAVAILABLE, reason_name(ERROR_REASON_SHUTTING_DOWN)): ShuttingDownError,
+    (grpc.StatusCode.FAILED_PRECONDITION, reason_name(ERROR_REASON_ADMISSION_REFUSED)): (
+        AdmissionRefusedError
+    ),
+    (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_SERVICE_NOT_FOUND)): (
+        ServiceNotFoundError
+    ),
+    (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        reason_name(ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE),
+    ): ContainerRuntimeUnavailableError,
 }
 
 _BY_CODE: Mapping[grpc.StatusCode, type[OzwaldError]] = {
@@ -218,17 +270,21 @@ def error_from_rpc(
         return OzwaldError(f"{method} to {target.display} failed: {error}")
     code = error.code()
     details = error.details() or code.name
-    info = _ozwald_error_info(code, error.trailing_metadata())
-    if info is not None:
+    found = _ozwald_status(code, error.trailing_metadata())
+    if found is not None:
+        info, status = found
         cls = _BY_CODE_AND_REASON.get((code, info.reason)) or _BY_CODE.get(code, OzwaldError)
         metadata = dict(info.metadata)
-        return cls(
+        result = cls(
             details,
             remedy=metadata.pop(REMEDY_KEY, ""),
             reason=info.reason,
             code=code,
             metadata=metadata,
         )
+        if isinstance(result, AdmissionRefusedError):
+            result.plan = _refused_plan(status)
+        return result
     where = target.display
     look_in_log = "look in the agent's log" + (
         f" for correlation id {correlation_id}" if correlation_id else ""
@@ -260,10 +316,10 @@ def error_from_rpc(
     )
 
 
-def _ozwald_error_info(
+def _ozwald_status(
     code: grpc.StatusCode, trailing_metadata: Iterable[tuple[str, str | bytes]] | None
-) -> error_details_pb2.ErrorInfo | None:
-    """The ErrorInfo with domain "ozwald" in the call's google.rpc.Status, if any.
+) -> tuple[error_details_pb2.ErrorInfo, status_pb2.Status] | None:
+    """The google.rpc.Status of the call and its ErrorInfo with domain "ozwald", if any.
 
     Parsed by hand rather than with grpc_status.rpc_status.from_call, which accepts
     neither the exceptions of grpc.aio nor a Status whose code disagrees with the
@@ -278,5 +334,13 @@ def _ozwald_error_info(
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info) and info.domain == ERROR_DOMAIN:
-                return info
+                return info, status
+    return None
+
+
+def _refused_plan(status: status_pb2.Status) -> plan_pb2.Plan | None:
+    for detail in status.details:
+        refused = plan_pb2.Plan()
+        if detail.Unpack(refused):
+            return refused
     return None

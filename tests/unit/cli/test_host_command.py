@@ -198,6 +198,10 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "INVALID_ARGUMENT": 7,
         "AGENT_TOO_OLD": 8,
         "CONFIG_INVALID": 10,
+        "ADMISSION_REFUSED": 11,
+        "SERVICE_FAILED": 12,
+        "SERVICE_NOT_FOUND": 13,
+        "CONTAINER_RUNTIME_UNAVAILABLE": 14,
         "INTERRUPTED": 130,
     }
 
