@@ -75,7 +75,7 @@ class MemoryLedger:
             plan_pb2.REFUSAL_REASON_INSUFFICIENT_MEMORY,
             f"needs {gib(figure.amount)} memory ({figure.provenance()}); "
             f"{gib(left)} is free for it of {gib(self._total)}: {arithmetic}",
-            "lower the service's memory (resources.memory_bytes), stop services this host "
+            "lower the service's memory (resources.memory), stop services this host "
             "runs, or run it on a host with more memory",
             quantity=quantity(figure.amount, left, self._total, BYTES),
             involved=self._claims,

@@ -358,7 +358,7 @@ class GpuLedger:
                 refusal(
                     key,
                     plan_pb2.REFUSAL_REASON_INVALID_SPEC,
-                    "resources.gpus.device_ids names GPUs of several vendors: "
+                    "resources.gpus.ids names GPUs of several vendors: "
                     + ", ".join(d.describe() for d in chosen),
                     "pin GPUs of one vendor: a container uses one vendor's runtime",
                 )
@@ -385,7 +385,7 @@ class GpuLedger:
             return _Failure(
                 plan_pb2.REFUSAL_REASON_GPU_ID_NOT_FOUND,
                 f"device id {device_id!r} matches no {names} GPU on this host{hint}",
-                f"{self._inventory(vendors)}, or leave resources.gpus.device_ids empty to let "
+                f"{self._inventory(vendors)}, or leave resources.gpus.ids empty to let "
                 "admission choose",
                 subject=device_id,
             )

@@ -114,5 +114,5 @@ def _gpu_problems(gpus: service_spec_pb2.GpuRequirement) -> list[str]:
         )
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        problems.append(f"resources.gpus.device_ids lists {', '.join(duplicates)} more than once")
+        problems.append(f"resources.gpus.ids lists {', '.join(duplicates)} more than once")
     return problems

@@ -14,6 +14,7 @@ from typing import TypeAlias
 from ozwald.agent.v1 import plan_pb2, service_scope_pb2, service_status_pb2
 from ozwald.common.v1 import host_profile_pb2, service_spec_pb2
 
+from ozwald_agent.admission.dependencies import stop_order
 from ozwald_agent.admission.facts import HostFacts
 from ozwald_agent.admission.planner import plan
 from ozwald_agent.admission.running import RunningService
@@ -92,9 +93,10 @@ class Provisioner:
             sequence = self._store.last_sequence()
             desired = {d.key: d for d in self._store.desired()}
             if refs:
-                keys = [_resolve_ref(ref, desired.keys()) for ref in refs]
+                named = [_resolve_ref(ref, desired.keys()) for ref in refs]
             else:
-                keys = [k for k, d in desired.items() if d.scope == DYNAMIC]
+                named = [k for k, d in desired.items() if d.scope == DYNAMIC]
+            keys = stop_order({k: d.spec for k, d in desired.items()}, named)
             self._store.remove_desired(keys)
         self.reconciler.wake()
         return [plan_pb2.ServiceRef(realm=r, name=n) for r, n in keys], sequence

@@ -31,7 +31,7 @@ def test_insufficient_memory_is_refused_with_the_numbers() -> None:
     assert refusal.quantity == plan_pb2.Quantity(
         needed=24 * GIB, available=20 * GIB, capacity=64 * GIB, unit=plan_pb2.RESOURCE_UNIT_BYTES
     )
-    assert "memory_bytes" in refusal.remedy
+    assert "resources.memory" in refusal.remedy
 
 
 def test_services_admitted_earlier_count_against_later_ones() -> None:
