@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
+from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, plan_pb2, service_scope_pb2
+from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
 from ozwald_agent.provisioning.admission_facts import AdmissionFacts
@@ -110,6 +111,12 @@ class AgentDaemon:
             f" and {cfg.tcp.address} (mutual TLS)" if cfg.tcp else "",
             extra={"socket": str(cfg.socket_path), "state_dir": str(cfg.state_dir)},
         )
+
+    def apply_persistent(self, specs: list[service_spec_pb2.ServiceSpec]) -> plan_pb2.Plan:
+        """Make `specs` the persistent set; raises AdmissionRefusedError, changing nothing."""
+        assert self._provisioner is not None, "start() first"
+        admitted, _ = self._provisioner.apply(specs, service_scope_pb2.SERVICE_SCOPE_PERSISTENT)
+        return admitted
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Refuse new calls, end open streams, wait for calls in flight, clean up."""

@@ -2,7 +2,8 @@
 
 Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 unexpected failure, 2 bad usage,
 3 another agent already owns the socket or state directory, 4 a listener could not
-be opened, 5 a hardware snapshot could not be read or written.
+be opened, 5 a hardware snapshot could not be read or written, 10 the --config file is
+invalid, 11 admission refused its persistent services (nothing was started).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from types import FrameType
 from ozwald_agent.daemon import AgentDaemon, AgentInUseError, DaemonConfig, ListenError, TlsListener
 from ozwald_agent.hardware.profile import collect_host_profile
 from ozwald_agent.hardware.snapshot import load_snapshot, record_snapshot
+from ozwald_agent.persistent_services import persistent_specs
+from ozwald_agent.provisioning.provisioner import AdmissionRefusedError
+from ozwald_agent.servicer import ProfileCollector
 from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
+from ozwald_sdk.errors import ConfigInvalidError
 from ozwald_sdk.logs import configure_logging
 from ozwald_sdk.paths import default_agent_socket, default_agent_state_dir
 from ozwald_sdk.version import ozwald_version
@@ -36,6 +41,8 @@ EXIT_USAGE = 2
 EXIT_IN_USE = 3
 EXIT_LISTEN = 4
 EXIT_SNAPSHOT = 5
+EXIT_CONFIG_INVALID = 10
+EXIT_PERSISTENT_REFUSED = 11
 
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -73,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", type=Path, help="server private key (PEM) for --listen")
     parser.add_argument(
         "--tls-client-ca", type=Path, help="CA (PEM) that must have signed every client"
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="ozwald.yml whose persistent services start with the agent (and stay running "
+        "whatever update_services does)",
     )
     parser.add_argument(
         "--hardware-snapshot",
@@ -156,9 +170,8 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         if args.listen
         else None,
     )
-    daemon = AgentDaemon(
-        config, functools.partial(collect_host_profile, config.state_dir, sources=sources)
-    )
+    collect = functools.partial(collect_host_profile, config.state_dir, sources=sources)
+    daemon = AgentDaemon(config, collect)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -179,9 +192,34 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         return _fail(EXIT_IN_USE, str(e), "move that file away or choose another --socket")
     except (ListenError, PermissionError) as e:
         return _fail(EXIT_LISTEN, str(e), "check the address and that this user may create it")
+    if args.config is not None:
+        code = _start_persistent(daemon, args.config, collect)
+        if code != EXIT_OK:
+            daemon.stop()
+            return code
     while not stop_requested.wait(timeout=3600):
         pass
     daemon.stop()
+    return EXIT_OK
+
+
+def _start_persistent(daemon: AgentDaemon, config: Path, collect: ProfileCollector) -> int:
+    try:
+        specs = persistent_specs(config, collect())
+        admitted = daemon.apply_persistent(specs)
+    except ConfigInvalidError as e:
+        return _fail(EXIT_CONFIG_INVALID, e.message, e.remedy)
+    except AdmissionRefusedError as e:
+        refusals = "; ".join(f"{r.realm}:{r.name}: {r.message}" for r in e.plan.refusals)
+        return _fail(
+            EXIT_PERSISTENT_REFUSED,
+            f"persistent services refused, nothing started: {refusals}",
+            "; ".join(dict.fromkeys(r.remedy for r in e.plan.refusals if r.remedy)),
+        )
+    logger.info(
+        "persistent services admitted: %s",
+        ", ".join(f"{a.realm}:{a.name}" for a in admitted.actions) or "none",
+    )
     return EXIT_OK
 
 

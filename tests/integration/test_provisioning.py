@@ -325,3 +325,45 @@ def test_stop_services_stops_in_reverse_dependency_order(
     ]
     assert order == ["client", "web"]
     assert applied.event_sequence < stopped.event_sequence
+
+
+PERSISTENT_KEEPER = f"""\
+    services:
+      keeper:
+        image: {TINY_IMAGE}
+        persistent: true
+        connector_port: 8080
+        entrypoint: [sh, -c]
+        command: ["exec httpd -f -p 8080 -h /www"]
+        health_check: {{http: {{path: /healthz}}, start_period: 0s, interval: 1s}}
+"""
+
+
+def test_persistent_services_start_with_the_agent_and_survive_its_restart(
+    realm: str, workdir: Path
+) -> None:
+    config = write_config(workdir, realm, PERSISTENT_KEEPER)
+    first = start_agent(workdir, ["--config", str(config)])
+    try:
+        with AgentClient(first.target, timeout=30) as client:
+            wait_for(client, realm, all_in(READY, "keeper"))
+            keeper_id = container_id(realm, "keeper")
+            client.apply_services([])  # an empty dynamic set leaves persistent ones alone
+    finally:
+        assert first.terminate() == 0
+    second = start_agent(workdir, ["--config", str(config)])
+    try:
+        with AgentClient(second.target, timeout=30) as client:
+            seen = wait_for(client, realm, all_in(READY, "keeper"))
+    finally:
+        assert second.terminate() == 0
+    assert seen["keeper"].persistent
+    assert container_id(realm, "keeper") == keeper_id
+
+
+def test_an_invalid_config_stops_the_agent_from_starting(workdir: Path) -> None:
+    config = workdir / "bad.yml"
+    config.write_text("version: 1\nrealms:\n  r:\n    services:\n      s: {imagee: x}\n")
+    agent = start_agent(workdir, ["--config", str(config)], wait=False)
+    assert agent.process.wait(30) == 10
+    assert "imagee" in agent.logs()
