@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from ozwald.agent.v1 import plan_pb2, service_scope_pb2
 
 from ozwald_sdk.agent_client import AgentClient
-from ozwald_sdk.errors import AdmissionRefusedError
+from ozwald_sdk.errors import AdmissionRefusedError, ContainerRuntimeUnavailableError
 from tests.integration.agent_process import RunningAgent, start_agent
 from tests.integration.provisioning_support import (
     TINY_IMAGE,
@@ -28,6 +30,7 @@ from tests.integration.provisioning_support import (
     wait_for,
     write_config,
 )
+from tests.support.unix_proxy import UnixProxy
 
 READY = S.INSTANCE_STATE_READY
 FAILED = S.INSTANCE_STATE_FAILED
@@ -38,7 +41,7 @@ WEB_AND_CLIENT = f"""\
         image: {TINY_IMAGE}
         connector_port: 8080
         entrypoint: [sh, -c]
-        command: ["exec httpd -f -p 8080 -h /www"]
+        command: ["exec httpd -f -vv -p 8080 -h /www"]
         environment: {{COLOR: blue}}
         health_check: {{http: {{path: /healthz}}, start_period: 0s, interval: 1s, retries: 5}}
         resources: {{memory: 32MiB, cpus: 0.1}}
@@ -367,3 +370,101 @@ def test_an_invalid_config_stops_the_agent_from_starting(workdir: Path) -> None:
     agent = start_agent(workdir, ["--config", str(config)], wait=False)
     assert agent.process.wait(30) == 10
     assert "imagee" in agent.logs()
+
+
+def test_engine_outage_is_reported_and_the_agent_recovers_when_it_returns(
+    realm: str, workdir: Path
+) -> None:
+    proxy = UnixProxy(workdir / "docker.sock", Path("/var/run/docker.sock"))
+    proxy.start()
+    config = write_config(workdir, realm, WEB_AND_CLIENT)
+    os.environ["DOCKER_HOST"] = f"unix://{proxy.listen}"
+    try:
+        agent = start_agent(workdir)
+    finally:
+        del os.environ["DOCKER_HOST"]
+    try:
+        with AgentClient(agent.target, timeout=30) as client:
+            web = specs(client, config, "web")
+            proxy.stop()
+            with pytest.raises(ContainerRuntimeUnavailableError) as down:
+                client.apply_services(web)
+            assert "engine" in down.value.message
+            assert down.value.remedy
+            profile = client.get_host_profile()
+            assert not profile.container_runtime.reachable
+            proxy.start()
+            client.apply_services(web)
+            wait_for(client, realm, all_in(READY, "web"))
+    finally:
+        proxy.stop()
+        assert agent.terminate() == 0
+
+
+def test_concurrent_updates_are_serialised_and_none_is_lost(
+    client: AgentClient, realm: str, workdir: Path
+) -> None:
+    config = write_config(workdir, realm, WEB_AND_CLIENT)
+    (web,) = specs(client, config, "web")
+    (client_spec,) = specs(client, config, "client")
+    lone = client_spec.__class__()
+    lone.CopyFrom(client_spec)
+    del lone.depends_on[:]
+    results: dict[str, plan_pb2.Plan] = {}
+
+    def apply(name: str, spec: object) -> None:
+        with AgentClient(client.target, timeout=30) as own:
+            results[name] = own.apply_services([spec]).plan  # type: ignore[list-item]
+
+    threads = [
+        threading.Thread(target=apply, args=("web", web)),
+        threading.Thread(target=apply, args=("client", lone)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Whichever came second saw the first and stopped its service: a complete set each.
+    second = next(n for n, p in results.items() if len(p.actions) == 2)
+    first = "client" if second == "web" else "web"
+    kinds = {a.name: a.kind for a in results[second].actions}
+    assert kinds == {second: plan_pb2.ACTION_KIND_START, first: plan_pb2.ACTION_KIND_STOP}
+    wait_for(client, realm, lambda seen: set(seen) == {second} and seen[second].state == READY)
+
+
+def test_an_agent_killed_mid_apply_converges_after_restart_without_duplicates(
+    agent: RunningAgent, client: AgentClient, realm: str, workdir: Path
+) -> None:
+    config = write_config(workdir, realm, WEB_AND_CLIENT)
+    client.apply_services(specs(client, config, "web", "client"))
+    agent.process.send_signal(signal.SIGKILL)  # before anything is ready
+    agent.process.wait(10)
+    restarted = start_agent(agent.socket.parent, socket=agent.socket, state_dir=agent.state_dir)
+    agent.process = restarted.process
+    with AgentClient(restarted.target, timeout=30) as again:
+        wait_for(again, realm, all_in(READY, "web", "client"))
+    containers = docker.from_env().containers.list(
+        all=True, filters={"label": f"ozwald.realm={realm}"}
+    )
+    assert sorted(c.labels["ozwald.service"] for c in containers) == ["client", "web"]
+
+
+def test_watch_resumes_from_a_sequence_and_logs_stream(
+    client: AgentClient, realm: str, workdir: Path
+) -> None:
+    config = write_config(workdir, realm, WEB_AND_CLIENT)
+    applied = client.apply_services(specs(client, config, "web"))
+    wait_for(client, realm, all_in(READY, "web"))
+    events = list(
+        client.watch_services(after_sequence=applied.event_sequence, realm=realm, timeout=2)
+    )
+    states = [S.InstanceState.Name(e.status.state) for e in events]
+    assert states[-1] == "INSTANCE_STATE_READY"
+    assert "INSTANCE_STATE_STARTING" in states
+    middle = events[len(events) // 2].sequence
+    resumed = list(client.watch_services(after_sequence=middle, realm=realm, timeout=2))
+    assert [e.sequence for e in resumed] == [e.sequence for e in events if e.sequence > middle]
+
+    # The agent's own health probes are in the log (httpd -vv logs each URL).
+    output = b"".join(client.service_logs(realm, "web", tail_lines=50))
+    assert b"url:/healthz" in output
