@@ -37,7 +37,7 @@ from ozwald_agent.admission.keys import ServiceKey
 from ozwald_agent.provisioning.backoff import restart_delay
 from ozwald_agent.provisioning.event_feed import EventFeed
 from ozwald_agent.provisioning.tracked import State, Tracked
-from ozwald_agent.runtime.container_info import ContainerInfo
+from ozwald_agent.runtime.container_info import ContainerInfo, ContainerState
 from ozwald_agent.runtime.errors import ContainerRuntimeError
 from ozwald_agent.runtime.gpus import GpuAssignment
 from ozwald_agent.runtime.probes import run_probe
@@ -173,6 +173,10 @@ class Reconciler:
             tracked.generation = desired.generation
         if tracked.state == S.INSTANCE_STATE_FAILED:
             return
+        if container is not None and container.state == ContainerState.CREATED:
+            # Created, never started: an agent died between create and start.
+            self._remove(container)
+            container = None
         if container is None:
             self._create_when_ready(tracked, desired)
         elif not container.running:

@@ -97,10 +97,9 @@ def _api_error(
     if status == _HTTP_NOT_FOUND and "no such image" in lowered and image:
         return ImageNotPresentError(image, message=f"{action}: image {image} is not present")
     if status == _HTTP_NOT_FOUND and "no such container" in lowered:
+        subject = f"no container {container}" if container else "no such container"
         return ContainerNotFoundError(
-            f"{action}: no container {container or ''} on this engine ({explanation})".replace(
-                "  ", " "
-            ),
+            f"{action}: {subject} on this engine ({explanation})",
             remedy="it was removed (by hand or by another process); list the agent's "
             "containers again",
         )

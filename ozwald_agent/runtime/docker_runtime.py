@@ -189,7 +189,9 @@ class DockerRuntime:
             self.client().api.stop(container, timeout=max(math.ceil(timeout_s), 0))
         elapsed = time.monotonic() - began
         info = self.inspect(container)
-        killed = info.exit_code == _SIGKILL_EXIT and not info.oom_killed
+        # The engine kills only once the timeout has passed; a container that had died of
+        # SIGKILL before this stop was not killed by it.
+        killed = info.exit_code == _SIGKILL_EXIT and not info.oom_killed and elapsed >= timeout_s
         logger.info(
             "stopped container %s (exit %s%s, %.1f s)",
             container,

@@ -38,7 +38,9 @@ class ContainerRuntime(Protocol):
     def start(self, container: str) -> None: ...
 
     def stop(self, container: str, *, timeout_s: float = ...) -> StopResult:
-        """Graceful signal, then kill after `timeout_s`; not an error when not running."""
+        """Graceful signal, then kill after `timeout_s`; not an error when not running.
+
+        ContainerNotFoundError when there is no such container."""
         ...
 
     def remove(self, container: str, *, force: bool = False) -> bool:

@@ -10,7 +10,9 @@ from typing import Any
 
 import docker.types
 import pytest
-from docker.models.containers import _create_container_args
+from docker.models.containers import (  # type: ignore[attr-defined]  # private, unstubbed
+    _create_container_args,
+)
 from ozwald.common.v1 import gpu_pb2
 from ozwald.common.v1 import service_spec_pb2 as spec_pb2
 
