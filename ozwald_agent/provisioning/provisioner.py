@@ -127,9 +127,8 @@ class Provisioner:
     # Observe ----------------------------------------------------------------------
 
     def statuses(self, realm: str) -> tuple[list[service_status_pb2.InstanceStatus], int]:
-        sequence = self._store.last_sequence()
-        statuses = [s for s in self._store.instances() if not realm or s.realm == realm]
-        return statuses, sequence
+        statuses, sequence = self._store.snapshot()
+        return [s for s in statuses if not realm or s.realm == realm], sequence
 
     def watch(
         self, after_sequence: int, realm: str, active: Callable[[], bool]
@@ -150,7 +149,9 @@ class Provisioner:
         realm, name = _resolve_ref(ref, known.keys())
         container = self._runtime.inspect_service(realm, name)
         if container is None:
-            raise ServiceNotFoundError(realm, name)
+            # A failed service's container is gone; the lines kept from it are what is left.
+            kept = list(known[(realm, name)].last_log_lines)
+            return kept[-tail:] if tail else kept
         if follow:
             return self._runtime.follow_logs(container.id, tail=tail or None)
         return self._runtime.logs(container.id, tail=tail or None)

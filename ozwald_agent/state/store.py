@@ -178,9 +178,16 @@ class AgentStore:
             self._db.execute("DELETE FROM instances WHERE realm = ? AND name = ?", (realm, name))
 
     def instances(self) -> list[service_status_pb2.InstanceStatus]:
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[list[service_status_pb2.InstanceStatus], int]:
+        """Every instance's status and the sequence of the last event they reflect, read
+        together so that neither is newer than the other."""
         with self._lock:
             rows = self._db.execute("SELECT status FROM instances ORDER BY realm, name").fetchall()
-        return [service_status_pb2.InstanceStatus.FromString(row[0]) for row in rows]
+            last = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM events").fetchone()
+        statuses = [service_status_pb2.InstanceStatus.FromString(row[0]) for row in rows]
+        return statuses, int(last[0])
 
     def events_after(
         self, sequence: int, limit: int = 1000

@@ -6,7 +6,25 @@ it here.
 
 from __future__ import annotations
 
-from ozwald_sdk.cli import config_commands, host, list_configured
+from ozwald_sdk.cli import (
+    config_commands,
+    down,
+    host,
+    list_active,
+    list_configured,
+    logs,
+    status,
+    update_services,
+)
 from ozwald_sdk.cli.command import Command
 
-COMMANDS: tuple[Command, ...] = (host.COMMAND, config_commands.COMMAND, list_configured.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    host.COMMAND,
+    config_commands.COMMAND,
+    list_configured.COMMAND,
+    update_services.COMMAND,
+    status.COMMAND,
+    list_active.COMMAND,
+    logs.COMMAND,
+    down.COMMAND,
+)

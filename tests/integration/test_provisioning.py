@@ -70,6 +70,16 @@ def realm() -> Iterator[str]:
 
 
 @pytest.fixture
+def agent(workdir: Path, realm: str) -> Iterator[RunningAgent]:
+    """The agent, stopped before `realm` is cleaned up: a live agent would recreate what the
+    cleanup removes."""
+    running = start_agent(workdir)
+    yield running
+    code = running.terminate()
+    assert code == 0, f"agent exited with {code} on SIGTERM:\n{running.logs()}"
+
+
+@pytest.fixture
 def client(agent: RunningAgent) -> Iterator[AgentClient]:
     with AgentClient(agent.target, timeout=30) as c:
         yield c
@@ -172,6 +182,8 @@ def test_a_container_that_exits_while_starting_fails_with_its_last_log_lines(
     seen = wait_for(client, realm, all_in(FAILED, "broken"))
     assert seen["broken"].reason == "exited with code 3 while starting"
     assert "model file missing" in "\n".join(seen["broken"].last_log_lines)
+    # Its container is gone; the agent serves the lines it kept.
+    assert b"model file missing" in b"".join(client.service_logs(realm, "broken"))
     assert seen["broken"].state != READY
 
 
