@@ -40,6 +40,14 @@ proto-check: $(VENV)/.installed ## fail when buf lint fails, a released field br
 		diff -r -x __pycache__ "$$fresh/ozwald" $(GEN)/ozwald \
 		|| { echo "generated code under $(GEN) is stale: run 'make proto' and commit it"; exit 1; }
 
+.PHONY: schema
+schema: $(VENV)/.installed ## regenerate the ozwald.yml JSON Schema (tests fail when it is stale)
+	$(BIN)/ozwald config schema > ozwald_sdk/config/ozwald.schema.json
+
+.PHONY: tiny-image
+tiny-image: docker ## build the local test image ozwald/tiny:local (no registry needed)
+	bash scripts/build-tiny-image.sh
+
 .PHONY: lint
 lint: $(VENV)/.installed ## ruff format check and lint, buf lint
 	$(BIN)/ruff format --check .
@@ -73,5 +81,5 @@ gpu-check: ## on an NVIDIA machine: print the real host profile and run the gpu-
 	bash scripts/gpu-check.sh
 
 .PHONY: quickstart
-quickstart: $(VENV)/.installed docker ## start an agent and show this host's profile
+quickstart: $(VENV)/.installed docker ## start an agent, show the host profile, provision examples/tiny
 	bash scripts/quickstart.sh
