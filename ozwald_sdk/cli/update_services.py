@@ -15,11 +15,11 @@ from ozwald.agent.v1.agent_service_pb2 import ApplyServicesResponse
 from ozwald_sdk.agent_client import AgentClient
 from ozwald_sdk.cli.command import Command, Invocation
 from ozwald_sdk.cli.config_options import add_config_option, load, reports_invalid_config_as_json
-from ozwald_sdk.cli.desired_set import parse_selectors, resolve_every_dynamic, resolve_selected
 from ozwald_sdk.cli.render_plan import action_lines, render_plan, stop_note
 from ozwald_sdk.cli.render_services import progress_line
 from ozwald_sdk.cli.service_args import UsageError, dumps, message_dict, seconds
 from ozwald_sdk.cli.text import INDENT
+from ozwald_sdk.config.desired_set import parse_selectors, resolve_every_dynamic, resolve_selected
 from ozwald_sdk.errors import AdmissionRefusedError, ExitCode
 from ozwald_sdk.waiting import (
     ServiceKey,

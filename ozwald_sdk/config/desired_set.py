@@ -1,4 +1,4 @@
-"""From SPEC arguments (or --all) and the agent's host to the desired set of dynamic
+"""From SPEC selectors (or every dynamic service) and a host to the desired set of dynamic
 services: every selector checked, every problem reported at once (exit code 10)."""
 
 from __future__ import annotations
