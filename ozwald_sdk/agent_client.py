@@ -38,6 +38,7 @@ from ozwald.agent.v1.agent_service_pb2 import (
     StreamServiceLogsRequest,
     WatchHostProfileRequest,
     WatchServicesRequest,
+    WatchServicesResponse,
 )
 from ozwald.common.v1.host_profile_pb2 import HostProfile
 from ozwald.common.v1.service_spec_pb2 import ServiceSpec
@@ -170,19 +171,32 @@ class AgentClient(_AgentClientBase):
         iteration ends. It also ends when the agent ends the stream or the client closes.
         """
         request = self._watch_request(interval)
+        for response in self._reopening(
+            lambda left: self._rpc.watch_host_profile(
+                request, timeout=left, metadata=self._metadata
+            ),
+            timeout,
+        ):
+            yield response.profile
+
+    def _reopening(
+        self, open_stream: Callable[[float | None], Generator[T, None, None]], timeout: float | None
+    ) -> Generator[T, None, None]:
+        """Messages of `open_stream`, reopened after UNAVAILABLE with backoff until `timeout`.
+
+        `open_stream` gets the seconds left and must build its request anew each time, so a
+        resumable stream can ask from its latest cursor.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = 0
         while True:
             seconds_left = None if deadline is None else deadline - time.monotonic()
             try:
                 self.target.check_socket()
-                stream = self._rpc.watch_host_profile(
-                    request, timeout=seconds_left, metadata=self._metadata
-                )
-                with contextlib.closing(stream):
-                    for response in stream:
+                with contextlib.closing(open_stream(seconds_left)) as stream:
+                    for message in stream:
                         failures = 0
-                        yield response.profile
+                        yield message
                 return
             except OzwaldError as e:
                 if self._watch_should_end(e, seconds_left):
@@ -261,33 +275,15 @@ class AgentClient(_AgentClientBase):
         A stream that breaks with UNAVAILABLE is reopened from the last sequence seen,
         so nothing the agent keeps is missed and nothing is repeated.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
         cursor = after_sequence
-        failures = 0
-        while True:
-            seconds_left = None if deadline is None else deadline - time.monotonic()
+
+        def open_from_cursor(left: float | None) -> Generator[WatchServicesResponse, None, None]:
             request = WatchServicesRequest(after_sequence=cursor, realm=realm)
-            try:
-                self.target.check_socket()
-                stream = self._rpc.watch_services(
-                    request, timeout=seconds_left, metadata=self._metadata
-                )
-                with contextlib.closing(stream):
-                    for response in stream:
-                        failures = 0
-                        cursor = response.event.sequence
-                        yield response.event
-                return
-            except OzwaldError as e:
-                if self._watch_should_end(e, seconds_left):
-                    return
-                failures += 1
-                if not self._may_reopen(e, failures):
-                    raise
-                pause = self._pause_before_reopening(failures, deadline)
-                if pause is None:
-                    return
-            time.sleep(pause)
+            return self._rpc.watch_services(request, timeout=left, metadata=self._metadata)
+
+        for response in self._reopening(open_from_cursor, timeout):
+            cursor = response.event.sequence
+            yield response.event
 
     def service_logs(
         self,
