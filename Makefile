@@ -76,6 +76,13 @@ test: $(VENV)/.installed docker ## the whole suite: proto freshness, lint, types
 test-unit: $(VENV)/.installed ## unit tests only (no Docker needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+BENCH ?= prov_overhead prov_fleet plan_latency
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: $(VENV)/.installed docker ## run the benchmarks beside their peers (BENCH="plan_latency" picks one, BENCH_ARGS="--runs 7")
+	@set -e; for name in $(BENCH); do echo "== $$name"; $(PY) bench/$$name.py $(BENCH_ARGS); done
+
 .PHONY: gpu-check
 gpu-check: ## on an NVIDIA machine: print the real host profile and run the gpu-marked tests
 	bash scripts/gpu-check.sh

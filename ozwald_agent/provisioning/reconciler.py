@@ -48,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 S = service_status_pb2
 TICK_S = 0.5
+# While a service starts, probes come quickly (50 ms, doubling up to its interval) so
+# readiness is seen within a few tens of milliseconds; failures still count at the
+# declared interval, so the quick probes never fail a slow starter early.
+FIRST_STARTUP_PROBE_S = 0.05
+SHORTEST_WAIT_S = 0.05
 LOG_LINES_KEPT = 20
 STOP_TIMEOUT_S = 10.0
 DEFAULT_PROBE_INTERVAL_S = 2.0
@@ -101,8 +106,18 @@ class Reconciler:
                 self.reconcile_once()
             except Exception:
                 logger.exception("reconcile pass failed; retrying next tick")
-            self._wake.wait(TICK_S)
+            self._wake.wait(self._seconds_to_next_due())
             self._wake.clear()
+
+    def _seconds_to_next_due(self) -> float:
+        """Until the earliest probe or restart due, at most a tick (exits are polled)."""
+        due = [
+            t.next_probe_at
+            for t in self._tracked.values()
+            if t.state in (S.INSTANCE_STATE_STARTING, S.INSTANCE_STATE_READY)
+        ] + [t.retry_at for t in self._tracked.values() if t.state == S.INSTANCE_STATE_RESTARTING]
+        wait = min(due, default=self._clock() + TICK_S) - self._clock()
+        return min(max(wait, SHORTEST_WAIT_S), TICK_S)
 
     # One pass ---------------------------------------------------------------------
 
@@ -207,9 +222,7 @@ class Reconciler:
             self._fail(tracked, f"cannot start: {e}", logs=[])
             return
         tracked.status.container_id = info.id
-        tracked.started_at = now
-        tracked.next_probe_at = now
-        tracked.failures = 0
+        self._begin_probing(tracked, desired, now)
         tracked.move(S.INSTANCE_STATE_STARTING, "container started; waiting for health")
 
     def _handle_exit(
@@ -233,23 +246,29 @@ class Reconciler:
         tracked.status.container_id = container.id
         if tracked.state in (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_CREATING):
             # A running container we did not start in this life: adopted after a restart.
-            tracked.started_at = now
-            tracked.next_probe_at = now
+            self._begin_probing(tracked, desired, now)
             tracked.move(S.INSTANCE_STATE_STARTING, "adopted its running container; probing")
         if now < tracked.next_probe_at:
             return
         check = desired.spec.health_check
         interval = _seconds(check.interval) or DEFAULT_PROBE_INTERVAL_S
         retries = check.retries or DEFAULT_PROBE_RETRIES
-        tracked.next_probe_at = now + interval
+        starting = tracked.state == S.INSTANCE_STATE_STARTING
+        if starting:
+            tracked.startup_probes += 1
+            quick = FIRST_STARTUP_PROBE_S * 2.0 ** (tracked.startup_probes - 1)
+            tracked.next_probe_at = now + min(quick, interval)
+        else:
+            tracked.next_probe_at = now + interval
         result = run_probe(self._runtime, container.id, check, desired.spec.connector_port)
         if result.ok:
             tracked.failures = 0
             tracked.move(S.INSTANCE_STATE_READY, "health check passed")
             return
-        if tracked.state == S.INSTANCE_STATE_STARTING:
-            if now - tracked.started_at < _seconds(check.start_period):
+        if starting:
+            if now < tracked.count_failures_from:
                 return
+            tracked.count_failures_from = now + interval
             tracked.failures += 1
             if tracked.failures >= retries:
                 logs = self._logs(container)
@@ -264,6 +283,14 @@ class Reconciler:
         logs = self._logs(container)
         self._remove(container)
         self._restart_or_fail(tracked, desired, "unhealthy", logs, exit_code=None)
+
+    def _begin_probing(self, tracked: Tracked, desired: DesiredService, now: float) -> None:
+        check = desired.spec.health_check
+        tracked.started_at = now
+        tracked.next_probe_at = now + FIRST_STARTUP_PROBE_S
+        tracked.startup_probes = 0
+        tracked.count_failures_from = now + _seconds(check.start_period)
+        tracked.failures = 0
 
     def _restart_or_fail(
         self,

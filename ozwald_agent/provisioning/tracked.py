@@ -23,6 +23,10 @@ class Tracked:
     generation: int = -1
     started_at: float = 0.0
     next_probe_at: float = 0.0
+    # Probes since it started, for the quick start-up schedule.
+    startup_probes: int = 0
+    # While starting, failed probes count only from here on, once per interval.
+    count_failures_from: float = 0.0
     failures: int = 0
     retry_at: float = 0.0
     changed: bool = field(default=False, repr=False)
