@@ -26,7 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent import futures
+from typing import TypeVar
 
 from google.protobuf import duration_pb2
 from ozwald.agent.v1 import service_status_pb2
@@ -53,12 +55,15 @@ TICK_S = 0.5
 # declared interval, so the quick probes never fail a slow starter early.
 FIRST_STARTUP_PROBE_S = 0.05
 SHORTEST_WAIT_S = 0.05
+# Containers created or stopped at once; more mostly queues inside the engine.
+PARALLEL_ENGINE_CALLS = 4
 LOG_LINES_KEPT = 20
 STOP_TIMEOUT_S = 10.0
 DEFAULT_PROBE_INTERVAL_S = 2.0
 DEFAULT_PROBE_RETRIES = 3
 NEVER_READY = (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_CREATING, S.INSTANCE_STATE_STARTING)
 RK = service_spec_pb2
+T = TypeVar("T")
 
 
 class Reconciler:
@@ -80,6 +85,9 @@ class Reconciler:
         self._tracked: dict[ServiceKey, Tracked] = {}
         # Specs seen desired, kept after they leave so stops can follow dependencies.
         self._known_specs: dict[ServiceKey, service_spec_pb2.ServiceSpec] = {}
+        self._pool = futures.ThreadPoolExecutor(
+            max_workers=PARALLEL_ENGINE_CALLS, thread_name_prefix="reconcile"
+        )
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +104,7 @@ class Reconciler:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -132,11 +141,24 @@ class Reconciler:
         self._note_engine_problem("")
         self._stop_unwanted(desired, containers)
         will_run = {key: d.spec for key, d in desired.items()}
+        creating: list[tuple[Tracked, DesiredService]] = []
         for key in start_order(will_run, will_run.keys()):
             if self._stopping.is_set():
                 return
-            self._step(desired[key], containers.get(key))
+            self._step(desired[key], containers.get(key), creating)
         self._publish()
+        # Independent services are created side by side: the engine, not Python, is
+        # the slow part, and it serves several requests at once.
+        self._in_parallel(lambda job: self._create_and_start(*job), creating)
+        self._publish()
+
+    def _in_parallel(self, work: Callable[[T], None], items: Sequence[T]) -> None:
+        if len(items) <= 1:
+            for item in items:
+                work(item)
+            return
+        for _ in self._pool.map(work, items):
+            pass
 
     def _containers(self) -> dict[ServiceKey, ContainerInfo]:
         found: dict[ServiceKey, ContainerInfo] = {}
@@ -158,27 +180,37 @@ class Reconciler:
             and container.service is not None
             and container.service.fingerprint != desired[key].fingerprint
         }
-        for key in stop_order(self._known_specs, leaving | changed):
-            container = containers.pop(key, None)
-            tracked = self._tracked_for(key)
-            if container is not None:
-                tracked.move(S.INSTANCE_STATE_STOPPING, "stopping its container")
-                self._publish()
-                self._remove(container)
-            if key in leaving:
-                tracked.move(S.INSTANCE_STATE_STOPPED, "no longer desired")
-                self._publish()
-                self._store.forget_instance(*key)
-                del self._tracked[key]
-                self._known_specs.pop(key, None)
-            else:
-                tracked.move(S.INSTANCE_STATE_PENDING, "effective spec changed; recreating")
-                tracked.status.restart_count = 0
-                tracked.status.exited = False
+        order = stop_order(self._known_specs, leaving | changed)
+        for wave in _stop_waves(order, self._known_specs):
+            stopping = [(key, containers.pop(key)) for key in wave if key in containers]
+            for key, _ in stopping:
+                self._tracked_for(key).move(S.INSTANCE_STATE_STOPPING, "stopping its container")
+            self._publish()
+            self._in_parallel(self._remove, [container for _, container in stopping])
+            for key in wave:
+                self._after_stop(key, leaving)
+
+    def _after_stop(self, key: ServiceKey, leaving: set[ServiceKey]) -> None:
+        tracked = self._tracked_for(key)
+        if key in leaving:
+            tracked.move(S.INSTANCE_STATE_STOPPED, "no longer desired")
+            self._publish()
+            self._store.forget_instance(*key)
+            del self._tracked[key]
+            self._known_specs.pop(key, None)
+        else:
+            tracked.move(S.INSTANCE_STATE_PENDING, "effective spec changed; recreating")
+            tracked.status.restart_count = 0
+            tracked.status.exited = False
 
     # One service ------------------------------------------------------------------
 
-    def _step(self, desired: DesiredService, container: ContainerInfo | None) -> None:
+    def _step(
+        self,
+        desired: DesiredService,
+        container: ContainerInfo | None,
+        creating: list[tuple[Tracked, DesiredService]],
+    ) -> None:
         tracked = self._tracked_for(desired.key)
         self._refresh_identity(tracked, desired)
         if tracked.generation != desired.generation:
@@ -193,13 +225,18 @@ class Reconciler:
             self._remove(container)
             container = None
         if container is None:
-            self._create_when_ready(tracked, desired)
+            self._create_when_ready(tracked, desired, creating)
         elif not container.running:
             self._handle_exit(tracked, desired, container)
         else:
             self._watch_health(tracked, desired, container)
 
-    def _create_when_ready(self, tracked: Tracked, desired: DesiredService) -> None:
+    def _create_when_ready(
+        self,
+        tracked: Tracked,
+        desired: DesiredService,
+        creating: list[tuple[Tracked, DesiredService]],
+    ) -> None:
         now = self._clock()
         if tracked.state == S.INSTANCE_STATE_RESTARTING and now < tracked.retry_at:
             return
@@ -212,7 +249,10 @@ class Reconciler:
             tracked.move(S.INSTANCE_STATE_PENDING, f"waiting for {', '.join(waiting)} to be ready")
             return
         tracked.move(S.INSTANCE_STATE_CREATING, "creating its container")
-        self._publish()
+        creating.append((tracked, desired))
+
+    def _create_and_start(self, tracked: Tracked, desired: DesiredService) -> None:
+        """Runs on a worker thread; touches only this service's own `tracked`."""
         try:
             info = self._runtime.create(
                 desired.spec, fingerprint=desired.fingerprint, gpus=self._gpus(desired)
@@ -222,7 +262,7 @@ class Reconciler:
             self._fail(tracked, f"cannot start: {e}", logs=[])
             return
         tracked.status.container_id = info.id
-        self._begin_probing(tracked, desired, now)
+        self._begin_probing(tracked, desired, self._clock())
         tracked.move(S.INSTANCE_STATE_STARTING, "container started; waiting for health")
 
     def _handle_exit(
@@ -398,6 +438,31 @@ class Reconciler:
                 tracked.changed = False
                 event = self._store.record_status(tracked.status)
                 self._feed.published(event.sequence)
+
+
+def _stop_waves(
+    order: Sequence[ServiceKey], specs: Mapping[ServiceKey, service_spec_pb2.ServiceSpec]
+) -> list[list[ServiceKey]]:
+    """`order` (dependents first) cut into waves: a service stops only after every service
+    of `order` that depends on it, so each wave can stop all at once."""
+    remaining = list(order)
+    waves: list[list[ServiceKey]] = []
+    while remaining:
+        wave = [k for k in remaining if not _needed_by(k, remaining, specs)] or remaining[:1]
+        waves.append(wave)
+        remaining = [key for key in remaining if key not in wave]
+    return waves
+
+
+def _needed_by(
+    key: ServiceKey,
+    others: Sequence[ServiceKey],
+    specs: Mapping[ServiceKey, service_spec_pb2.ServiceSpec],
+) -> bool:
+    return any(
+        other != key and other[0] == key[0] and other in specs and key[1] in specs[other].depends_on
+        for other in others
+    )
 
 
 def _seconds(duration: duration_pb2.Duration) -> float:
