@@ -91,6 +91,7 @@ class DockerRuntime:
         self._env_passthrough = env_passthrough
         self._stat = stat
         self._lock = threading.Lock()
+        self._ensure_lock = threading.Lock()
         self._client: docker.DockerClient | None = None
         self._effective: RuntimeSettings | None = None
         self.host_facts = DockerHostFacts(self.client)
@@ -154,10 +155,13 @@ class DockerRuntime:
             # Checked first so that a missing image leaves no network or volume behind.
             raise ImageNotPresentError(spec.image)
         client = self.client()
-        for network in plan.networks:
-            ensure_network(client, network, self.agent_id)
-        for volume in plan.volumes:
-            ensure_volume(client, volume, self.agent_id)
+        # The engine's duplicate-name check for networks is not atomic: two creates at
+        # once for services of one realm would make two networks of the same name.
+        with self._ensure_lock:
+            for network in plan.networks:
+                ensure_network(client, network, self.agent_id)
+            for volume in plan.volumes:
+                ensure_volume(client, volume, self.agent_id)
         container = self._create_container(client, plan, spec.image)
         try:
             for network in plan.late_networks:
