@@ -115,7 +115,7 @@ class AgentDaemon:
     def apply_persistent(self, specs: list[service_spec_pb2.ServiceSpec]) -> plan_pb2.Plan:
         """Make `specs` the persistent set; raises AdmissionRefusedError, changing nothing."""
         assert self._provisioner is not None, "start() first"
-        admitted, _ = self._provisioner.apply(specs, service_scope_pb2.SERVICE_SCOPE_PERSISTENT)
+        admitted, _, _ = self._provisioner.apply(specs, service_scope_pb2.SERVICE_SCOPE_PERSISTENT)
         return admitted
 
     def stop(self, grace_s: float = 5.0) -> None:

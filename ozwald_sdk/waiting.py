@@ -110,6 +110,7 @@ def wait_until_ready(
     timeout: float,
     *,
     on_event: OnStatus | None = None,
+    generation: int = 0,
 ) -> dict[ServiceKey, S.InstanceStatus]:
     """Block until every service in `keys` is READY; return their statuses.
 
@@ -117,7 +118,9 @@ def wait_until_ready(
     run (`expected_fingerprints(plan)`): with fingerprints, an instance that still runs
     the spec from before the update does not count as ready, nor as failed. Give the
     mapping whenever an update may restart a service. `after_sequence` is the
-    `event_sequence` of the ApplyServicesResponse (the last event before the update).
+    `event_sequence` of the ApplyServicesResponse (the last event before the update), and
+    `generation` its `generation`: a FAILED status of an older generation (from a pass that
+    began before the update and is retried after it) is not taken as the update's failure.
 
     `on_event` gets each new status of a service waited for, once per change of state
     or reason, in order. Raises ServiceStartFailedError (exit code 12) as soon as one
@@ -132,7 +135,8 @@ def wait_until_ready(
         if status is None:
             return False
         current = not fingerprints[key] or status.fingerprint == fingerprints[key]
-        if key in wait.fresh and current and status.state in (FAILED, STOPPED):
+        final = status.state in (FAILED, STOPPED) and status.generation >= generation
+        if key in wait.fresh and current and final:
             _raise_failed(status, wait.latest)
         return current and status.state == READY
 

@@ -74,16 +74,17 @@ class Provisioner:
 
     def apply(
         self, services: Sequence[service_spec_pb2.ServiceSpec], scope: Scope
-    ) -> tuple[plan_pb2.Plan, int]:
+    ) -> tuple[plan_pb2.Plan, int, int]:
+        """The admitted plan, the last event sequence before it, and its generation."""
         scope = _scope(scope)
         with self._apply_lock:
             sequence = self._store.last_sequence()
             admitted = self._plan(services, scope, self._store.desired())
             if not admitted.admitted:
                 raise AdmissionRefusedError(admitted)
-            self._store.replace_desired(scope, _desired_from(admitted, scope))
+            generation = self._store.replace_desired(scope, _desired_from(admitted, scope))
         self.reconciler.wake()
-        return admitted, sequence
+        return admitted, sequence, generation
 
     def stop_services(
         self, refs: Sequence[plan_pb2.ServiceRef]

@@ -212,12 +212,11 @@ class Reconciler:
         creating: list[tuple[Tracked, DesiredService]],
     ) -> None:
         tracked = self._tracked_for(desired.key)
+        reapplied = tracked.status.generation != desired.generation
         self._refresh_identity(tracked, desired)
-        if tracked.generation != desired.generation:
-            if tracked.state == S.INSTANCE_STATE_FAILED and container is None:
-                tracked.move(S.INSTANCE_STATE_PENDING, "re-applied after failing; retrying")
-                tracked.status.restart_count = 0
-            tracked.generation = desired.generation
+        if reapplied and tracked.state == S.INSTANCE_STATE_FAILED and container is None:
+            tracked.move(S.INSTANCE_STATE_PENDING, "re-applied after failing; retrying")
+            tracked.status.restart_count = 0
         if tracked.state == S.INSTANCE_STATE_FAILED:
             return
         if container is not None and container.state == ContainerState.CREATED:
@@ -393,6 +392,7 @@ class Reconciler:
         status.profile = spec.profile
         status.fingerprint = desired.fingerprint
         status.persistent = spec.persistent
+        status.generation = desired.generation
         status.gpu_uuids[:] = list(desired.gpu_uuids)
         status.endpoints[:] = [f"{p.host_ip or '127.0.0.1'}:{p.host_port}" for p in spec.portals]
         if status.SerializeToString(deterministic=True) != before:

@@ -41,12 +41,16 @@ class ProvisioningRpcs:
         self, request: pb.ApplyServicesRequest, context: grpc.ServicerContext
     ) -> pb.ApplyServicesResponse:
         try:
-            admitted, sequence = self._provisioner.apply(list(request.services), request.scope)
+            admitted, sequence, generation = self._provisioner.apply(
+                list(request.services), request.scope
+            )
         except AdmissionRefusedError as e:
             _admission_refused(context, e)
         except ContainerRuntimeError as e:
             _runtime_unavailable(context, e)
-        return pb.ApplyServicesResponse(plan=admitted, event_sequence=sequence)
+        return pb.ApplyServicesResponse(
+            plan=admitted, event_sequence=sequence, generation=generation
+        )
 
     def StopServices(
         self, request: pb.StopServicesRequest, context: grpc.ServicerContext

@@ -20,7 +20,6 @@ class Tracked:
     """
 
     status: service_status_pb2.InstanceStatus
-    generation: int = -1
     started_at: float = 0.0
     next_probe_at: float = 0.0
     # Probes since it started, for the quick start-up schedule.

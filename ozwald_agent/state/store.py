@@ -119,8 +119,9 @@ class AgentStore:
         self,
         scope: service_scope_pb2.ServiceScope.ValueType,
         services: Sequence[DesiredService],
-    ) -> None:
-        """Make `services` the whole desired set of `scope`, in one transaction."""
+    ) -> int:
+        """Make `services` the whole desired set of `scope`, in one transaction; returns
+        the generation stored with them."""
         with self._lock, self._transaction():
             generation = self._next_generation()
             self._db.execute("DELETE FROM desired WHERE scope = ?", (scope,))
@@ -141,6 +142,7 @@ class AgentStore:
                     for s in services
                 ],
             )
+        return generation
 
     def remove_desired(self, keys: Iterable[tuple[str, str]]) -> None:
         with self._lock, self._transaction():

@@ -144,7 +144,12 @@ def _wait(invocation: Invocation, client: AgentClient, response: ApplyServicesRe
 
     try:
         statuses = wait_until_ready(
-            client, expected, response.event_sequence, timeout, on_event=on_event
+            client,
+            expected,
+            response.event_sequence,
+            timeout,
+            on_event=on_event,
+            generation=response.generation,
         )
     except (ServiceStartFailedError, WaitTimedOutError) as e:
         if invocation.json:

@@ -44,6 +44,8 @@ class Step:
     state: S.InstanceState.ValueType
     reason: str
     log_lines: tuple[str, ...] = ()
+    # From a reconcile pass that began before the apply: the previous generation.
+    stale: bool = False
 
 
 STARTS_FINE = (
@@ -58,6 +60,8 @@ class ProvisioningFake(AgentServiceServicer):
     profile: HostProfile
     scripts: dict[str, Sequence[Step]] = field(default_factory=dict)
     """Service name -> its life after an apply; STARTS_FINE when not given."""
+    generation: int = 0
+    """Of the last apply."""
     refusals: dict[str, P.Refusal] = field(default_factory=dict)
     """Service name -> a refusal to add whenever it is desired."""
     logs: dict[str, Sequence[bytes]] = field(default_factory=dict)
@@ -138,7 +142,10 @@ class ProvisioningFake(AgentServiceServicer):
                     (action.spec, action.fingerprint, self.scripts.get(action.name, STARTS_FINE))
                 )
         self._play(lives)
-        return pb.ApplyServicesResponse(plan=plan, event_sequence=sequence)
+        self.generation += 1
+        return pb.ApplyServicesResponse(
+            plan=plan, event_sequence=sequence, generation=self.generation
+        )
 
     def StopServices(
         self, request: pb.StopServicesRequest, context: grpc.ServicerContext
@@ -312,6 +319,7 @@ class ProvisioningFake(AgentServiceServicer):
                     state=step.state,
                     reason=step.reason,
                     fingerprint=print_,
+                    generation=self.generation + 1 - int(step.stale),
                     last_log_lines=list(step.log_lines),
                     endpoints=[f"{p.host_ip or '127.0.0.1'}:{p.host_port}" for p in spec.portals],
                 )

@@ -19,7 +19,7 @@ from ozwald_sdk.waiting import (
     wait_until_ready,
     wait_until_stopped,
 )
-from tests.unit.cli.provisioning_fake import ProvisioningFake, Step
+from tests.unit.cli.provisioning_fake import STARTS_FINE, ProvisioningFake, Step
 
 WEB = ServiceSpec(realm="default", name="web", image="ozwald/tiny:local")
 WORKER = ServiceSpec(realm="default", name="worker", image="ozwald/tiny:local")
@@ -120,3 +120,39 @@ def test_stopped_counts_services_that_are_already_gone(
     web = result[("default", "web")]
     assert web is not None
     assert web.state == S.INSTANCE_STATE_STOPPED
+
+
+def test_a_failure_from_before_the_update_is_not_its_outcome(
+    client: AgentClient, fake: ProvisioningFake
+) -> None:
+    # A pass that began before the apply fails the old attempt; the next pass retries.
+    fake.scripts["web"] = (
+        Step(S.INSTANCE_STATE_FAILED, "health check never passed", stale=True),
+        *STARTS_FINE,
+    )
+    response = client.apply_services([WEB])
+    assert response.generation == 1
+
+    statuses = wait_until_ready(
+        client,
+        expected_fingerprints(response.plan),
+        response.event_sequence,
+        timeout=5,
+        generation=response.generation,
+    )
+
+    assert statuses[("default", "web")].state == S.INSTANCE_STATE_READY
+
+
+def test_without_the_generation_a_stale_failure_would_end_the_wait(
+    client: AgentClient, fake: ProvisioningFake
+) -> None:
+    fake.scripts["web"] = (
+        Step(S.INSTANCE_STATE_FAILED, "health check never passed", stale=True),
+        *STARTS_FINE,
+    )
+    response = client.apply_services([WEB])
+    with pytest.raises(ServiceStartFailedError):
+        wait_until_ready(
+            client, expected_fingerprints(response.plan), response.event_sequence, timeout=5
+        )

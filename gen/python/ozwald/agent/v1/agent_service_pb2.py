@@ -30,7 +30,7 @@ from ozwald.common.v1 import host_profile_pb2 as ozwald_dot_common_dot_v1_dot_ho
 from ozwald.common.v1 import service_spec_pb2 as ozwald_dot_common_dot_v1_dot_service__spec__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/agent_service.proto\x12\x0fozwald.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aozwald/agent/v1/plan.proto\x1a#ozwald/agent/v1/service_scope.proto\x1a$ozwald/agent/v1/service_status.proto\x1a#ozwald/common/v1/host_profile.proto\x1a#ozwald/common/v1/service_spec.proto\"\x17\n\x15GetHostProfileRequest\"H\n\x16GetHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\"F\n\x17WatchHostProfileRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\x18WatchHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x13PlanServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\";\n\x14PlanServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\"u\n\x14\x41pplyServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\"T\n\x15\x41pplyServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"D\n\x13StopServicesRequest\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\"]\n\x14StopServicesResponse\x12-\n\x08stopping\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"$\n\x13ListServicesRequest\x12\r\n\x05realm\x18\x01 \x01(\t\"b\n\x14ListServicesResponse\x12\x32\n\tinstances\x18\x01 \x03(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"=\n\x14WatchServicesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05realm\x18\x02 \x01(\t\"E\n\x15WatchServicesResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.ozwald.agent.v1.ServiceEvent\"l\n\x18StreamServiceLogsRequest\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x12\n\ntail_lines\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\")\n\x19StreamServiceLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xcb\x06\n\x0c\x41gentService\x12\x66\n\x0eGetHostProfile\x12&.ozwald.agent.v1.GetHostProfileRequest\x1a\'.ozwald.agent.v1.GetHostProfileResponse\"\x03\x90\x02\x01\x12n\n\x10WatchHostProfile\x12(.ozwald.agent.v1.WatchHostProfileRequest\x1a).ozwald.agent.v1.WatchHostProfileResponse\"\x03\x90\x02\x01\x30\x01\x12`\n\x0cPlanServices\x12$.ozwald.agent.v1.PlanServicesRequest\x1a%.ozwald.agent.v1.PlanServicesResponse\"\x03\x90\x02\x01\x12\x63\n\rApplyServices\x12%.ozwald.agent.v1.ApplyServicesRequest\x1a&.ozwald.agent.v1.ApplyServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cStopServices\x12$.ozwald.agent.v1.StopServicesRequest\x1a%.ozwald.agent.v1.StopServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cListServices\x12$.ozwald.agent.v1.ListServicesRequest\x1a%.ozwald.agent.v1.ListServicesResponse\"\x03\x90\x02\x01\x12\x65\n\rWatchServices\x12%.ozwald.agent.v1.WatchServicesRequest\x1a&.ozwald.agent.v1.WatchServicesResponse\"\x03\x90\x02\x01\x30\x01\x12q\n\x11StreamServiceLogs\x12).ozwald.agent.v1.StreamServiceLogsRequest\x1a*.ozwald.agent.v1.StreamServiceLogsResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/agent_service.proto\x12\x0fozwald.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aozwald/agent/v1/plan.proto\x1a#ozwald/agent/v1/service_scope.proto\x1a$ozwald/agent/v1/service_status.proto\x1a#ozwald/common/v1/host_profile.proto\x1a#ozwald/common/v1/service_spec.proto\"\x17\n\x15GetHostProfileRequest\"H\n\x16GetHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\"F\n\x17WatchHostProfileRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\x18WatchHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x13PlanServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\";\n\x14PlanServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\"u\n\x14\x41pplyServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\"h\n\x15\x41pplyServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\x12\x12\n\ngeneration\x18\x03 \x01(\x04\"D\n\x13StopServicesRequest\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\"]\n\x14StopServicesResponse\x12-\n\x08stopping\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"$\n\x13ListServicesRequest\x12\r\n\x05realm\x18\x01 \x01(\t\"b\n\x14ListServicesResponse\x12\x32\n\tinstances\x18\x01 \x03(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"=\n\x14WatchServicesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05realm\x18\x02 \x01(\t\"E\n\x15WatchServicesResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.ozwald.agent.v1.ServiceEvent\"l\n\x18StreamServiceLogsRequest\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x12\n\ntail_lines\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\")\n\x19StreamServiceLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\xcb\x06\n\x0c\x41gentService\x12\x66\n\x0eGetHostProfile\x12&.ozwald.agent.v1.GetHostProfileRequest\x1a\'.ozwald.agent.v1.GetHostProfileResponse\"\x03\x90\x02\x01\x12n\n\x10WatchHostProfile\x12(.ozwald.agent.v1.WatchHostProfileRequest\x1a).ozwald.agent.v1.WatchHostProfileResponse\"\x03\x90\x02\x01\x30\x01\x12`\n\x0cPlanServices\x12$.ozwald.agent.v1.PlanServicesRequest\x1a%.ozwald.agent.v1.PlanServicesResponse\"\x03\x90\x02\x01\x12\x63\n\rApplyServices\x12%.ozwald.agent.v1.ApplyServicesRequest\x1a&.ozwald.agent.v1.ApplyServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cStopServices\x12$.ozwald.agent.v1.StopServicesRequest\x1a%.ozwald.agent.v1.StopServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cListServices\x12$.ozwald.agent.v1.ListServicesRequest\x1a%.ozwald.agent.v1.ListServicesResponse\"\x03\x90\x02\x01\x12\x65\n\rWatchServices\x12%.ozwald.agent.v1.WatchServicesRequest\x1a&.ozwald.agent.v1.WatchServicesResponse\"\x03\x90\x02\x01\x30\x01\x12q\n\x11StreamServiceLogs\x12).ozwald.agent.v1.StreamServiceLogsRequest\x1a*.ozwald.agent.v1.StreamServiceLogsResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,23 +68,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_APPLYSERVICESREQUEST']._serialized_start=709
   _globals['_APPLYSERVICESREQUEST']._serialized_end=826
   _globals['_APPLYSERVICESRESPONSE']._serialized_start=828
-  _globals['_APPLYSERVICESRESPONSE']._serialized_end=912
-  _globals['_STOPSERVICESREQUEST']._serialized_start=914
-  _globals['_STOPSERVICESREQUEST']._serialized_end=982
-  _globals['_STOPSERVICESRESPONSE']._serialized_start=984
-  _globals['_STOPSERVICESRESPONSE']._serialized_end=1077
-  _globals['_LISTSERVICESREQUEST']._serialized_start=1079
-  _globals['_LISTSERVICESREQUEST']._serialized_end=1115
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=1117
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=1215
-  _globals['_WATCHSERVICESREQUEST']._serialized_start=1217
-  _globals['_WATCHSERVICESREQUEST']._serialized_end=1278
-  _globals['_WATCHSERVICESRESPONSE']._serialized_start=1280
-  _globals['_WATCHSERVICESRESPONSE']._serialized_end=1349
-  _globals['_STREAMSERVICELOGSREQUEST']._serialized_start=1351
-  _globals['_STREAMSERVICELOGSREQUEST']._serialized_end=1459
-  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_start=1461
-  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_end=1502
-  _globals['_AGENTSERVICE']._serialized_start=1505
-  _globals['_AGENTSERVICE']._serialized_end=2348
+  _globals['_APPLYSERVICESRESPONSE']._serialized_end=932
+  _globals['_STOPSERVICESREQUEST']._serialized_start=934
+  _globals['_STOPSERVICESREQUEST']._serialized_end=1002
+  _globals['_STOPSERVICESRESPONSE']._serialized_start=1004
+  _globals['_STOPSERVICESRESPONSE']._serialized_end=1097
+  _globals['_LISTSERVICESREQUEST']._serialized_start=1099
+  _globals['_LISTSERVICESREQUEST']._serialized_end=1135
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=1137
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=1235
+  _globals['_WATCHSERVICESREQUEST']._serialized_start=1237
+  _globals['_WATCHSERVICESREQUEST']._serialized_end=1298
+  _globals['_WATCHSERVICESRESPONSE']._serialized_start=1300
+  _globals['_WATCHSERVICESRESPONSE']._serialized_end=1369
+  _globals['_STREAMSERVICELOGSREQUEST']._serialized_start=1371
+  _globals['_STREAMSERVICELOGSREQUEST']._serialized_end=1479
+  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_start=1481
+  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_end=1522
+  _globals['_AGENTSERVICE']._serialized_start=1525
+  _globals['_AGENTSERVICE']._serialized_end=2368
 # @@protoc_insertion_point(module_scope)

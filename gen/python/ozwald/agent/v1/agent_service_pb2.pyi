@@ -209,9 +209,14 @@ class ApplyServicesResponse(_message.Message):
 
     PLAN_FIELD_NUMBER: _builtins.int
     EVENT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
     event_sequence: _builtins.int
     """Sequence of the last event before this apply; WatchServices with
     after_sequence set to it shows everything the apply causes.
+    """
+    generation: _builtins.int
+    """Generation the apply stored; statuses of its services carry it from the
+    agent's next pass on (InstanceStatus.generation).
     """
     @_builtins.property
     def plan(self) -> _plan_pb2.Plan:
@@ -222,10 +227,11 @@ class ApplyServicesResponse(_message.Message):
         *,
         plan: _plan_pb2.Plan | None = ...,
         event_sequence: _builtins.int = ...,
+        generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_sequence", b"event_sequence", "plan", b"plan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_sequence", b"event_sequence", "generation", b"generation", "plan", b"plan"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ozwald/agent/v1/service_status.proto\x12\x0fozwald.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x02\n\x0eInstanceStatus\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07variety\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.ozwald.agent.v1.InstanceState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0bstate_since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontainer_id\x18\x08 \x01(\t\x12\x15\n\rrestart_count\x18\t \x01(\r\x12\x16\n\x0elast_exit_code\x18\n \x01(\x05\x12\x0e\n\x06\x65xited\x18\x0b \x01(\x08\x12\x16\n\x0elast_log_lines\x18\x0c \x03(\t\x12\x11\n\tgpu_uuids\x18\r \x03(\t\x12\x13\n\x0b\x66ingerprint\x18\x0e \x01(\t\x12\x12\n\npersistent\x18\x0f \x01(\x08\x12\x11\n\tendpoints\x18\x10 \x03(\t\"{\n\x0cServiceEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus*\xb0\x02\n\rInstanceState\x12\x1e\n\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1b\n\x17INSTANCE_STATE_CREATING\x10\x02\x12\x1b\n\x17INSTANCE_STATE_STARTING\x10\x03\x12\x18\n\x14INSTANCE_STATE_READY\x10\x04\x12\x1c\n\x18INSTANCE_STATE_UNHEALTHY\x10\x05\x12\x1d\n\x19INSTANCE_STATE_RESTARTING\x10\x06\x12\x19\n\x15INSTANCE_STATE_FAILED\x10\x07\x12\x1b\n\x17INSTANCE_STATE_STOPPING\x10\x08\x12\x1a\n\x16INSTANCE_STATE_STOPPED\x10\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$ozwald/agent/v1/service_status.proto\x12\x0fozwald.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n\x0eInstanceStatus\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07variety\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12-\n\x05state\x18\x05 \x01(\x0e\x32\x1e.ozwald.agent.v1.InstanceState\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0bstate_since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontainer_id\x18\x08 \x01(\t\x12\x15\n\rrestart_count\x18\t \x01(\r\x12\x16\n\x0elast_exit_code\x18\n \x01(\x05\x12\x0e\n\x06\x65xited\x18\x0b \x01(\x08\x12\x16\n\x0elast_log_lines\x18\x0c \x03(\t\x12\x11\n\tgpu_uuids\x18\r \x03(\t\x12\x13\n\x0b\x66ingerprint\x18\x0e \x01(\t\x12\x12\n\npersistent\x18\x0f \x01(\x08\x12\x11\n\tendpoints\x18\x10 \x03(\t\x12\x12\n\ngeneration\x18\x11 \x01(\x04\"{\n\x0cServiceEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x06status\x18\x03 \x01(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus*\xb0\x02\n\rInstanceState\x12\x1e\n\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1b\n\x17INSTANCE_STATE_CREATING\x10\x02\x12\x1b\n\x17INSTANCE_STATE_STARTING\x10\x03\x12\x18\n\x14INSTANCE_STATE_READY\x10\x04\x12\x1c\n\x18INSTANCE_STATE_UNHEALTHY\x10\x05\x12\x1d\n\x19INSTANCE_STATE_RESTARTING\x10\x06\x12\x19\n\x15INSTANCE_STATE_FAILED\x10\x07\x12\x1b\n\x17INSTANCE_STATE_STOPPING\x10\x08\x12\x1a\n\x16INSTANCE_STATE_STOPPED\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ozwald.agent.v1.service_status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INSTANCESTATE']._serialized_start=598
-  _globals['_INSTANCESTATE']._serialized_end=902
+  _globals['_INSTANCESTATE']._serialized_start=618
+  _globals['_INSTANCESTATE']._serialized_end=922
   _globals['_INSTANCESTATUS']._serialized_start=91
-  _globals['_INSTANCESTATUS']._serialized_end=470
-  _globals['_SERVICEEVENT']._serialized_start=472
-  _globals['_SERVICEEVENT']._serialized_end=595
+  _globals['_INSTANCESTATUS']._serialized_end=490
+  _globals['_SERVICEEVENT']._serialized_start=492
+  _globals['_SERVICEEVENT']._serialized_end=615
 # @@protoc_insertion_point(module_scope)

@@ -100,6 +100,7 @@ class InstanceStatus(_message.Message):
     FINGERPRINT_FIELD_NUMBER: _builtins.int
     PERSISTENT_FIELD_NUMBER: _builtins.int
     ENDPOINTS_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
     realm: _builtins.str
     """Realm of the service."""
     name: _builtins.str
@@ -126,6 +127,11 @@ class InstanceStatus(_message.Message):
     """Fingerprint of the ServiceSpec it runs."""
     persistent: _builtins.bool
     """True for a persistent service."""
+    generation: _builtins.int
+    """Generation of the desired state this status belongs to: every apply that
+    admits the service stores a new one (ApplyServicesResponse.generation).
+    A status from an older generation says nothing about the latest apply.
+    """
     @_builtins.property
     def state_since(self) -> _timestamp_pb2.Timestamp:
         """When it entered this state."""
@@ -161,10 +167,11 @@ class InstanceStatus(_message.Message):
         fingerprint: _builtins.str = ...,
         persistent: _builtins.bool = ...,
         endpoints: _abc.Iterable[_builtins.str] | None = ...,
+        generation: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["state_since", b"state_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "endpoints", b"endpoints", "exited", b"exited", "fingerprint", b"fingerprint", "gpu_uuids", b"gpu_uuids", "last_exit_code", b"last_exit_code", "last_log_lines", b"last_log_lines", "name", b"name", "persistent", b"persistent", "profile", b"profile", "realm", b"realm", "reason", b"reason", "restart_count", b"restart_count", "state", b"state", "state_since", b"state_since", "variety", b"variety"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_id", b"container_id", "endpoints", b"endpoints", "exited", b"exited", "fingerprint", b"fingerprint", "generation", b"generation", "gpu_uuids", b"gpu_uuids", "last_exit_code", b"last_exit_code", "last_log_lines", b"last_log_lines", "name", b"name", "persistent", b"persistent", "profile", b"profile", "realm", b"realm", "reason", b"reason", "restart_count", b"restart_count", "state", b"state", "state_since", b"state_since", "variety", b"variety"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
