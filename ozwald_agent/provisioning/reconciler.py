@@ -189,6 +189,17 @@ class Reconciler:
             self._in_parallel(self._remove, [container for _, container in stopping])
             for key in wave:
                 self._after_stop(key, leaving)
+        self._remove_empty_networks({realm for realm, _ in leaving}, desired)
+
+    def _remove_empty_networks(
+        self, realms: set[str], desired: Mapping[ServiceKey, DesiredService]
+    ) -> None:
+        """A realm whose last service left keeps no networks behind."""
+        for realm in sorted(realms - {r for r, _ in desired}):
+            try:
+                self._runtime.remove_unused_networks(realm=realm)
+            except ContainerRuntimeError as e:
+                logger.warning("could not remove the networks of realm %s: %s", realm, e)
 
     def _after_stop(self, key: ServiceKey, leaving: set[ServiceKey]) -> None:
         tracked = self._tracked_for(key)

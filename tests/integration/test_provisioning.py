@@ -331,6 +331,11 @@ def test_stop_services_stops_in_reverse_dependency_order(
     stopped = client.stop_services()
     assert [(r.realm, r.name) for r in stopped.stopping] == [(realm, "client"), (realm, "web")]
     wait_for(client, realm, lambda seen: seen == {})
+    wait_for(
+        client,
+        realm,
+        lambda _: not docker.from_env().networks.list(filters={"label": f"ozwald.realm={realm}"}),
+    )
     order = [
         e.status.name
         for e in client.watch_services(
