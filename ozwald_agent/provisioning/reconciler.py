@@ -40,7 +40,7 @@ from ozwald_agent.provisioning.backoff import restart_delay
 from ozwald_agent.provisioning.event_feed import EventFeed
 from ozwald_agent.provisioning.tracked import State, Tracked
 from ozwald_agent.runtime.container_info import ContainerInfo, ContainerState
-from ozwald_agent.runtime.errors import ContainerRuntimeError
+from ozwald_agent.runtime.errors import ContainerRuntimeError, EngineUnavailableError
 from ozwald_agent.runtime.gpus import GpuAssignment
 from ozwald_agent.runtime.probes import run_probe
 from ozwald_agent.runtime.protocol import ContainerRuntime
@@ -268,6 +268,10 @@ class Reconciler:
                 desired.spec, fingerprint=desired.fingerprint, gpus=self._gpus(desired)
             )
             self._runtime.start(info.id)
+        except EngineUnavailableError as e:
+            # The engine went away, not the service: try again once it answers.
+            tracked.move(S.INSTANCE_STATE_PENDING, f"container engine unavailable: {e.message}")
+            return
         except ContainerRuntimeError as e:
             self._fail(tracked, f"cannot start: {e}", logs=[])
             return
