@@ -9,6 +9,7 @@ invalid, 11 admission refused its persistent services (nothing was started).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import functools
 import grp
 import json
@@ -180,6 +181,8 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # `kill -USR1 PID` writes every thread's stack to the log: how to see where it hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         daemon.start()
     except (AgentInUseError, SocketInUseError) as e:

@@ -57,6 +57,7 @@ FIRST_STARTUP_PROBE_S = 0.05
 SHORTEST_WAIT_S = 0.05
 # Containers created or stopped at once; more mostly queues inside the engine.
 PARALLEL_ENGINE_CALLS = 4
+STOP_WAIT_S = 5.0
 LOG_LINES_KEPT = 20
 STOP_TIMEOUT_S = 10.0
 DEFAULT_PROBE_INTERVAL_S = 2.0
@@ -100,11 +101,23 @@ class Reconciler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Ends the loop; waits a little for a pass in flight, never for a slow engine.
+
+        A pass stuck in an engine call (a busy or hung dockerd) must not keep the agent
+        from exiting: its threads are daemons, and what it leaves half-done (a container
+        created but not started) the next agent's first pass replaces.
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
-        self._pool.shutdown(wait=True)
+            self._thread.join(timeout=STOP_WAIT_S)
+            if self._thread.is_alive():
+                logger.warning(
+                    "a reconcile pass is still waiting for the container engine after %g s; "
+                    "stopping without it",
+                    STOP_WAIT_S,
+                )
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
         self._wake.set()

@@ -35,7 +35,17 @@ class RunningAgent:
     def terminate(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Where it hangs is the finding: dump every thread's stack, then stop it.
+            self.process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"agent still running {timeout} s after SIGTERM; its log:\n{self.logs()}"
+            ) from None
 
 
 def start_agent(
