@@ -20,7 +20,7 @@ import contextlib
 import datetime
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -376,19 +376,126 @@ class AsyncAgentClient(_AgentClientBase):
     ) -> AsyncGenerator[HostProfile, None]:
         """As AgentClient.watch_host_profile, for `async for`."""
         request = self._watch_request(interval)
+        async for response in self._reopening(
+            lambda left: self._rpc.watch_host_profile(
+                request, timeout=left, metadata=self._metadata
+            ),
+            timeout,
+        ):
+            yield response.profile
+
+    # Provisioning: as AgentClient's, awaited ------------------------------------------
+
+    async def plan_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        scope: service_scope_pb2.ServiceScope.ValueType = DYNAMIC,
+        timeout: float | None = None,
+    ) -> plan_pb2.Plan:
+        request = PlanServicesRequest(services=services, scope=scope)
+
+        async def attempt(left: float) -> plan_pb2.Plan:
+            response = await self._rpc.plan_services(request, timeout=left, metadata=self._metadata)
+            return response.plan
+
+        return await self._call(attempt, timeout)
+
+    async def apply_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        scope: service_scope_pb2.ServiceScope.ValueType = DYNAMIC,
+        timeout: float | None = None,
+    ) -> ApplyServicesResponse:
+        request = ApplyServicesRequest(services=services, scope=scope)
+        return await self._call(
+            lambda left: self._rpc.apply_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    async def stop_services(
+        self, services: Sequence[tuple[str, str]] = (), *, timeout: float | None = None
+    ) -> StopServicesResponse:
+        request = StopServicesRequest(
+            services=[plan_pb2.ServiceRef(realm=r, name=n) for r, n in services]
+        )
+        return await self._call(
+            lambda left: self._rpc.stop_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    async def list_services(
+        self, *, realm: str = "", timeout: float | None = None
+    ) -> ListServicesResponse:
+        request = ListServicesRequest(realm=realm)
+        return await self._call(
+            lambda left: self._rpc.list_services(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    async def watch_services(
+        self, *, after_sequence: int = 0, realm: str = "", timeout: float | None = None
+    ) -> AsyncGenerator[service_status_pb2.ServiceEvent, None]:
+        cursor = after_sequence
+
+        def open_from_cursor(left: float | None) -> AsyncGenerator[WatchServicesResponse, None]:
+            request = WatchServicesRequest(after_sequence=cursor, realm=realm)
+            return self._rpc.watch_services(request, timeout=left, metadata=self._metadata)
+
+        async for response in self._reopening(open_from_cursor, timeout):
+            cursor = response.event.sequence
+            yield response.event
+
+    async def service_logs(
+        self,
+        realm: str,
+        name: str,
+        *,
+        tail_lines: int = 0,
+        follow: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        self.target.check_socket()
+        request = StreamServiceLogsRequest(
+            service=plan_pb2.ServiceRef(realm=realm, name=name),
+            tail_lines=tail_lines,
+            follow=follow,
+        )
+        seconds = timeout if timeout is not None else (None if follow else self.timeout)
+        stream = self._rpc.stream_service_logs(request, timeout=seconds, metadata=self._metadata)
+        async with contextlib.aclosing(stream):
+            async for response in stream:
+                yield response.data
+
+    async def _call(self, attempt: Callable[[float], Awaitable[T]], timeout: float | None) -> T:
+        async def checked(seconds_left: float) -> T:
+            self.target.check_socket()
+            return await attempt(seconds_left)
+
+        return await call_with_retry_async(
+            checked,
+            policy=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            idempotent=True,
+        )
+
+    async def _reopening(
+        self,
+        open_stream: Callable[[float | None], AsyncGenerator[T, None]],
+        timeout: float | None,
+    ) -> AsyncGenerator[T, None]:
+        """As AgentClient._reopening, for `async for`."""
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = 0
         while True:
             seconds_left = None if deadline is None else deadline - time.monotonic()
             try:
                 self.target.check_socket()
-                stream = self._rpc.watch_host_profile(
-                    request, timeout=seconds_left, metadata=self._metadata
-                )
-                async with contextlib.aclosing(stream):
-                    async for response in stream:
+                async with contextlib.aclosing(open_stream(seconds_left)) as stream:
+                    async for message in stream:
                         failures = 0
-                        yield response.profile
+                        yield message
                 return
             except OzwaldError as e:
                 if self._watch_should_end(e, seconds_left):

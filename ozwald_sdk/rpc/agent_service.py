@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -154,6 +154,74 @@ class AsyncAgentServiceRpc:
                 yield response
         except grpc.RpcError as e:
             raise _error(e, "WatchHostProfile", self._target, timeout, metadata) from e
+        finally:
+            call.cancel()
+
+    async def plan_services(
+        self, request: PlanServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> PlanServicesResponse:
+        response: PlanServicesResponse = await self._unary(
+            "PlanServices", self._stub.PlanServices, request, timeout, metadata
+        )
+        return response
+
+    async def apply_services(
+        self, request: ApplyServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> ApplyServicesResponse:
+        response: ApplyServicesResponse = await self._unary(
+            "ApplyServices", self._stub.ApplyServices, request, timeout, metadata
+        )
+        return response
+
+    async def stop_services(
+        self, request: StopServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> StopServicesResponse:
+        response: StopServicesResponse = await self._unary(
+            "StopServices", self._stub.StopServices, request, timeout, metadata
+        )
+        return response
+
+    async def list_services(
+        self, request: ListServicesRequest, *, timeout: float, metadata: Metadata
+    ) -> ListServicesResponse:
+        response: ListServicesResponse = await self._unary(
+            "ListServices", self._stub.ListServices, request, timeout, metadata
+        )
+        return response
+
+    def watch_services(
+        self, request: WatchServicesRequest, *, timeout: float | None, metadata: Metadata
+    ) -> AsyncGenerator[WatchServicesResponse, None]:
+        call = self._stub.WatchServices(request, timeout=timeout, metadata=metadata)
+        return self._stream("WatchServices", call, timeout, metadata)
+
+    def stream_service_logs(
+        self, request: StreamServiceLogsRequest, *, timeout: float | None, metadata: Metadata
+    ) -> AsyncGenerator[StreamServiceLogsResponse, None]:
+        call = self._stub.StreamServiceLogs(request, timeout=timeout, metadata=metadata)
+        return self._stream("StreamServiceLogs", call, timeout, metadata)
+
+    async def _unary(
+        self,
+        method: str,
+        call: Callable[..., Any],
+        request: Message,
+        timeout: float,
+        metadata: Metadata,
+    ) -> Any:
+        try:
+            return await call(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as e:
+            raise _error(e, method, self._target, timeout, metadata) from e
+
+    async def _stream(
+        self, method: str, call: Any, timeout: float | None, metadata: Metadata
+    ) -> AsyncGenerator[Any, None]:
+        try:
+            async for response in call:
+                yield response
+        except grpc.RpcError as e:
+            raise _error(e, method, self._target, timeout, metadata) from e
         finally:
             call.cancel()
 
