@@ -87,6 +87,11 @@ bench: $(VENV)/.installed docker ## run the benchmarks beside their peers (BENCH
 gpu-check: ## on an NVIDIA machine: print the real host profile and run the gpu-marked tests
 	bash scripts/gpu-check.sh
 
+.PHONY: vllm-cpu-image
+vllm-cpu-image: docker ## build ozwald/vllm-cpu:local offline (vLLM on the CPU; skipped when up to date)
+	bash scripts/build-vllm-cpu-image.sh
+
 .PHONY: quickstart
-quickstart: $(VENV)/.installed docker ## start an agent, show the host profile, provision examples/tiny
-	bash scripts/quickstart.sh
+quickstart: ## from nothing to a real vLLM answering: install, image, model, agent, embeddings request
+	@export OZWALD_QUICKSTART_T0=$$(date +%s%N) && \
+		$(MAKE) --no-print-directory install docker && bash scripts/quickstart.sh
