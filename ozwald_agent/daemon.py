@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,16 @@ from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, plan_pb2,
 from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_agent.hardware.nvml_real import PynvmlLibrary
+from ozwald_agent.profiling.profiler import Profiler
 from ozwald_agent.provisioning.admission_facts import AdmissionFacts
 from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.runtime.container_spec import RuntimeSettings
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
+from ozwald_agent.runtime.profiling_copies import ProfilingCopies
 from ozwald_agent.servicer import AgentServicer, ProfileCollector
+from ozwald_agent.state.footprints import FootprintStore
 from ozwald_agent.state.store import AgentStore
 from ozwald_agent.unix_socket import prepare_socket_path
 
@@ -65,6 +70,7 @@ class AgentDaemon:
         self._config = config
         self._collect_profile = collect_profile
         self._store: AgentStore | None = None
+        self._footprints: FootprintStore | None = None
         self._provisioner: Provisioner | None = None
         self._servicer: AgentServicer | None = None
         self._health = health.HealthServicer(experimental_non_blocking=True)
@@ -88,11 +94,33 @@ class AgentDaemon:
             socket_claimed = True
             # Only the holder of the state directory's lock may open its database.
             self._store = AgentStore(cfg.state_dir / "agent.db")
+            self._footprints = FootprintStore(cfg.state_dir / "agent.db")
             runtime = DockerRuntime(RuntimeSettings(agent_id=self._store.agent_id()))
             self._provisioner = Provisioner(
-                self._store, runtime, AdmissionFacts(runtime.host_facts), self._collect_profile
+                self._store,
+                runtime,
+                AdmissionFacts(runtime.host_facts),
+                self._collect_profile,
+                footprints=self._footprints,
             )
-            self._servicer = AgentServicer(self._collect_profile, self._provisioner)
+            profiler = Profiler(
+                self._provisioner,
+                ProfilingCopies(runtime),
+                self._footprints,
+                self._collect_profile,
+                PynvmlLibrary,
+            )
+            # Copies a killed agent left behind go at once, on a thread so that an engine
+            # that hangs cannot delay the agent's start (a profiling run waits for it).
+            threading.Thread(
+                target=profiler.clean_up_leftovers, name="profiling-cleanup", daemon=True
+            ).start()
+            self._servicer = AgentServicer(
+                self._collect_profile,
+                self._provisioner,
+                profiler=profiler,
+                footprints=self._footprints,
+            )
             self._server = self._build_server(self._servicer)
             self._server.start()
             self._provisioner.start()
@@ -102,6 +130,8 @@ class AgentDaemon:
                 cfg.socket_path.unlink(missing_ok=True)
             if self._store is not None:
                 self._store.close()
+            if self._footprints is not None:
+                self._footprints.close()
             self._release_locks()
             _remove_if_empty(created)
             raise
@@ -130,6 +160,8 @@ class AgentDaemon:
             self._server.stop(grace_s).wait()
         if self._store is not None:
             self._store.close()
+        if self._footprints is not None:
+            self._footprints.close()
         self._config.socket_path.unlink(missing_ok=True)
         self._release_locks()
         logger.info("agent stopped")

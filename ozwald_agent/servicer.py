@@ -10,8 +10,11 @@ import grpc
 from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc
 from ozwald.common.v1 import error_reason_pb2, host_profile_pb2
 
+from ozwald_agent.profiling.profiler import Profiler
+from ozwald_agent.profiling.rpcs import ProfilingRpcs
 from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.provisioning.rpcs import ProvisioningRpcs
+from ozwald_agent.state.footprints import FootprintStore
 from ozwald_sdk import rpc_status
 
 logger = logging.getLogger(__name__)
@@ -23,21 +26,35 @@ MAX_WATCH_INTERVAL_S = 3600.0
 ProfileCollector = Callable[[], host_profile_pb2.HostProfile]
 
 
-class AgentServicer(ProvisioningRpcs, agent_service_pb2_grpc.AgentServiceServicer):
-    """Serves host facts and provisioning; `shut_down()` ends every open watch at once."""
+class AgentServicer(ProvisioningRpcs, ProfilingRpcs, agent_service_pb2_grpc.AgentServiceServicer):
+    """Serves host facts, provisioning and profiling; `shut_down()` ends every open watch
+    and cancels every profiling run at once."""
 
-    def __init__(self, collect_profile: ProfileCollector, provisioner: Provisioner) -> None:
+    def __init__(
+        self,
+        collect_profile: ProfileCollector,
+        provisioner: Provisioner,
+        *,
+        profiler: Profiler | None = None,
+        footprints: FootprintStore | None = None,
+    ) -> None:
         self._collect_profile = collect_profile
         self._provisioner = provisioner
+        self._profiler = profiler
+        self._footprints = footprints
         self._lock = threading.Lock()
         self._shutting_down = False
         self._open_streams: set[threading.Event] = set()
+        self._cancel_on_shutdown: set[threading.Event] = set()
 
     def shut_down(self) -> None:
         with self._lock:
             self._shutting_down = True
             for wake in self._open_streams:
                 wake.set()
+            # A profiling run removes its copy when cancelled; the stream then ends.
+            for cancel in list(self._cancel_on_shutdown):
+                cancel.set()
 
     def GetHostProfile(
         self,

@@ -25,14 +25,18 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import grpc
-from ozwald.agent.v1 import plan_pb2, service_scope_pb2, service_status_pb2
+from ozwald.agent.v1 import footprint_pb2, plan_pb2, service_scope_pb2, service_status_pb2
 from ozwald.agent.v1.agent_service_pb2 import (
     ApplyServicesRequest,
     ApplyServicesResponse,
+    ForgetFootprintsRequest,
     GetHostProfileRequest,
+    ListFootprintsRequest,
     ListServicesRequest,
     ListServicesResponse,
     PlanServicesRequest,
+    ProfileServicesRequest,
+    ProfileServicesResponse,
     StopServicesRequest,
     StopServicesResponse,
     StreamServiceLogsRequest,
@@ -84,6 +88,34 @@ class _AgentClientBase:
     def _watch_request(self, interval: float) -> WatchHostProfileRequest:
         request = WatchHostProfileRequest()
         request.interval.FromTimedelta(datetime.timedelta(seconds=interval))
+        return request
+
+    def _profile_request(
+        self,
+        services: Sequence[ServiceSpec],
+        warmup_requests: int | None,
+        ready_timeout: float | None,
+        warmup_request_timeout: float | None,
+    ) -> ProfileServicesRequest:
+        request = ProfileServicesRequest(services=services)
+        if warmup_requests is not None:
+            request.warmup_requests = warmup_requests
+        if ready_timeout is not None:
+            request.ready_timeout.FromTimedelta(datetime.timedelta(seconds=ready_timeout))
+        if warmup_request_timeout is not None:
+            request.warmup_request_timeout.FromTimedelta(
+                datetime.timedelta(seconds=warmup_request_timeout)
+            )
+        return request
+
+    def _forget_request(
+        self, service: str, realm: str, variety: str | None, profile: str | None
+    ) -> ForgetFootprintsRequest:
+        request = ForgetFootprintsRequest(realm=realm, service=service)
+        if variety is not None:
+            request.variety = variety
+        if profile is not None:
+            request.profile = profile
         return request
 
     def _watch_should_end(self, error: OzwaldError, seconds_left: float | None) -> bool:
@@ -307,6 +339,67 @@ class AgentClient(_AgentClientBase):
             for response in stream:
                 yield response.data
 
+    # Profiling ----------------------------------------------------------------------
+
+    def profile_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        warmup_requests: int | None = None,
+        ready_timeout: float | None = None,
+        warmup_request_timeout: float | None = None,
+        timeout: float | None = None,
+    ) -> Generator[ProfileServicesResponse, None, None]:
+        """Measures each service's footprint in turn; yields progress as it happens.
+
+        Each service ends with a PROFILE_PHASE_DONE message (carrying its footprint) or a
+        PROFILE_PHASE_FAILED one. Raises AdmissionRefusedError, before anything starts,
+        when a service does not fit now. Never retried (a retry would measure again);
+        stopping the iteration cancels the profiling and the agent removes the copy.
+        `timeout` bounds the whole call (default: none, profiling takes minutes).
+        `warmup_requests` None lets the agent choose (8); 0 means no warm-up.
+        """
+        self.target.check_socket()
+        request = self._profile_request(
+            services, warmup_requests, ready_timeout, warmup_request_timeout
+        )
+        stream = self._rpc.profile_services(request, timeout=timeout, metadata=self._metadata)
+        with contextlib.closing(stream):
+            yield from stream
+
+    def list_footprints(
+        self, *, realm: str = "", service: str = "", timeout: float | None = None
+    ) -> list[footprint_pb2.Footprint]:
+        """The stored footprints (of `realm` / `service` when given), sorted."""
+        request = ListFootprintsRequest(realm=realm, service=service)
+        return self._call(
+            lambda left: list(
+                self._rpc.list_footprints(request, timeout=left, metadata=self._metadata).footprints
+            ),
+            timeout,
+        )
+
+    def forget_footprints(
+        self,
+        service: str,
+        *,
+        realm: str = "",
+        variety: str | None = None,
+        profile: str | None = None,
+        timeout: float | None = None,
+    ) -> list[footprint_pb2.Footprint]:
+        """Deletes a service's footprints (every realm when `realm` is empty; only
+        `variety` / `profile` when given) and returns them."""
+        request = self._forget_request(service, realm, variety, profile)
+        return self._call(
+            lambda left: list(
+                self._rpc.forget_footprints(
+                    request, timeout=left, metadata=self._metadata
+                ).forgotten
+            ),
+            timeout,
+        )
+
     def _call(self, attempt: Callable[[float], T], timeout: float | None) -> T:
         def checked(seconds_left: float) -> T:
             self.target.check_socket()
@@ -467,6 +560,58 @@ class AsyncAgentClient(_AgentClientBase):
         async with contextlib.aclosing(stream):
             async for response in stream:
                 yield response.data
+
+    # Profiling: as AgentClient's, awaited ----------------------------------------------
+
+    async def profile_services(
+        self,
+        services: Sequence[ServiceSpec],
+        *,
+        warmup_requests: int | None = None,
+        ready_timeout: float | None = None,
+        warmup_request_timeout: float | None = None,
+        timeout: float | None = None,
+    ) -> AsyncGenerator[ProfileServicesResponse, None]:
+        self.target.check_socket()
+        request = self._profile_request(
+            services, warmup_requests, ready_timeout, warmup_request_timeout
+        )
+        stream = self._rpc.profile_services(request, timeout=timeout, metadata=self._metadata)
+        async with contextlib.aclosing(stream):
+            async for response in stream:
+                yield response
+
+    async def list_footprints(
+        self, *, realm: str = "", service: str = "", timeout: float | None = None
+    ) -> list[footprint_pb2.Footprint]:
+        request = ListFootprintsRequest(realm=realm, service=service)
+
+        async def attempt(left: float) -> list[footprint_pb2.Footprint]:
+            response = await self._rpc.list_footprints(
+                request, timeout=left, metadata=self._metadata
+            )
+            return list(response.footprints)
+
+        return await self._call(attempt, timeout)
+
+    async def forget_footprints(
+        self,
+        service: str,
+        *,
+        realm: str = "",
+        variety: str | None = None,
+        profile: str | None = None,
+        timeout: float | None = None,
+    ) -> list[footprint_pb2.Footprint]:
+        request = self._forget_request(service, realm, variety, profile)
+
+        async def attempt(left: float) -> list[footprint_pb2.Footprint]:
+            response = await self._rpc.forget_footprints(
+                request, timeout=left, metadata=self._metadata
+            )
+            return list(response.forgotten)
+
+        return await self._call(attempt, timeout)
 
     async def _call(self, attempt: Callable[[float], Awaitable[T]], timeout: float | None) -> T:
         async def checked(seconds_left: float) -> T:

@@ -90,6 +90,15 @@ class HostProfileOnlyServicer(agent_service_pb2_grpc.AgentServiceServicer):
     def StreamServiceLogs(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._not_faked(context)
 
+    def ProfileServices(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def ListFootprints(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
+    def ForgetFootprints(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
 
 class FakeAgent(HostProfileOnlyServicer):
     """Serves `profile`, or fails as scripted with `fail_next`.

@@ -14,6 +14,7 @@ from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.admission.footprints import FootprintBook
 from ozwald_agent.admission.units import gib
+from ozwald_sdk.fingerprint import fingerprint as spec_fingerprint
 
 DECLARED = plan_pb2.FIGURE_SOURCE_DECLARED
 FOOTPRINT = plan_pb2.FIGURE_SOURCE_FOOTPRINT
@@ -28,6 +29,8 @@ class Figure:
     source: plan_pb2.FigureSource.ValueType
     declared: int
     footprint: int | None
+    # A footprint exists but was measured for another effective spec: not counted.
+    stale: bool = False
 
     def provenance(self) -> str:
         """How a refusal says where the amount came from."""
@@ -36,7 +39,7 @@ class Figure:
                 return f"measured footprint; declared {gib(self.declared)}"
             return "measured footprint"
         if self.source == DECLARED:
-            return "declared"
+            return "declared; footprint stale" if self.stale else "declared"
         return "nothing declared or measured"
 
     def to_proto(self) -> plan_pb2.ByteFigure:
@@ -45,6 +48,7 @@ class Figure:
         )
         if self.footprint is not None:
             figure.footprint_bytes = self.footprint
+        figure.footprint_stale = self.stale
         return figure
 
 
@@ -73,23 +77,34 @@ def wants_whole_gpus(spec: service_spec_pb2.ServiceSpec) -> bool:
 
 
 def figures_for(spec: service_spec_pb2.ServiceSpec, book: FootprintBook) -> Figures:
-    footprint = book.footprint(spec.realm, spec.name, spec.variety, spec.profile)
+    """A footprint counts only when it was measured for this very effective spec: after any
+    change (image, arguments, limits) the measurement may no longer hold."""
+    footprint = book.footprint(
+        spec.realm, spec.name, spec.variety, spec.profile, spec_fingerprint(spec)
+    )
+    stale = footprint is not None and footprint.stale
+    usable = footprint if footprint is not None and not footprint.stale else None
     resources = spec.resources
     memory = _choose(
-        resources.memory_bytes, footprint.peak_memory_bytes if footprint is not None else None
+        resources.memory_bytes,
+        usable.peak_memory_bytes if usable is not None else None,
+        stale=stale,
     )
     vram = None
     if wants_gpus(spec):
         vram = _choose(
             resources.gpus.vram_per_gpu_bytes,
-            footprint.peak_vram_bytes_per_gpu if footprint is not None else None,
+            usable.peak_vram_bytes_per_gpu if usable is not None else None,
+            stale=stale,
         )
     return Figures(memory=memory, vram_per_gpu=vram, cpus=resources.cpus)
 
 
-def _choose(declared: int, measured: int | None) -> Figure:
+def _choose(declared: int, measured: int | None, *, stale: bool = False) -> Figure:
     if measured is not None:
         return Figure(amount=measured, source=FOOTPRINT, declared=declared, footprint=measured)
     if declared:
-        return Figure(amount=declared, source=DECLARED, declared=declared, footprint=None)
-    return Figure(amount=0, source=NONE, declared=0, footprint=None)
+        return Figure(
+            amount=declared, source=DECLARED, declared=declared, footprint=None, stale=stale
+        )
+    return Figure(amount=0, source=NONE, declared=0, footprint=None, stale=stale)

@@ -16,9 +16,11 @@ from ozwald.common.v1 import host_profile_pb2, service_spec_pb2
 
 from ozwald_agent.admission.dependencies import stop_order
 from ozwald_agent.admission.facts import HostFacts
+from ozwald_agent.admission.footprints import FootprintBook, NoFootprints
 from ozwald_agent.admission.planner import plan
 from ozwald_agent.admission.running import RunningService
 from ozwald_agent.provisioning.event_feed import EventFeed
+from ozwald_agent.provisioning.profiled_copy import CopyFootprints, profiled_copy
 from ozwald_agent.provisioning.reconciler import Reconciler
 from ozwald_agent.runtime.protocol import ContainerRuntime
 from ozwald_agent.runtime.streams import StoppableIterator
@@ -51,12 +53,17 @@ class Provisioner:
         runtime: ContainerRuntime,
         facts: HostFacts,
         host_profile: Callable[[], host_profile_pb2.HostProfile],
+        footprints: FootprintBook | None = None,
     ) -> None:
         self._store = store
         self._runtime = runtime
         self._facts = facts
         self._host_profile = host_profile
+        self._footprints: FootprintBook = footprints or NoFootprints()
         self._apply_lock = threading.Lock()
+        # The copy of a service being profiled: it holds its CPUs and GPUs in every plan
+        # (as a persistent service would) until its measurement ends.
+        self._profiled: RunningService | None = None
         self.feed = EventFeed(store.last_sequence())
         self.reconciler = Reconciler(store, runtime, self.feed, host_profile)
 
@@ -102,11 +109,51 @@ class Provisioner:
         self.reconciler.wake()
         return [plan_pb2.ServiceRef(realm=r, name=n) for r, n in keys], sequence
 
+    # Profiling ----------------------------------------------------------------------
+
+    def admit_profiled_copy(
+        self, spec: service_spec_pb2.ServiceSpec, *, reserve: bool
+    ) -> tuple[plan_pb2.Plan, service_spec_pb2.ServiceSpec]:
+        """Plans a copy of `spec` (see `profiled_copy`) beside everything that runs now,
+        changing nothing; returns the plan and the copy.
+
+        With `reserve`, an admitted copy keeps its CPUs and GPUs reserved in every plan
+        made until `release_profiled_copy()`, so an apply during the measurement cannot
+        promise them to another service.
+        """
+        plannable = _as_plannable(spec)
+        copy = profiled_copy(plannable)
+        with self._apply_lock:
+            if reserve and self._profiled is not None:
+                raise RuntimeError("a profiled copy is already reserved")
+            desired = self._store.desired()
+            dynamic = [_as_plannable(d.spec) for d in desired if d.scope == DYNAMIC]
+            book = CopyFootprints(self._footprints, plannable, copy)
+            result = self._plan([*dynamic, copy], DYNAMIC, desired, book)
+            if result.admitted and reserve:
+                action = next(
+                    a for a in result.actions if (a.realm, a.name) == (copy.realm, copy.name)
+                )
+                self._profiled = RunningService(
+                    realm=copy.realm,
+                    name=copy.name,
+                    spec=copy,
+                    fingerprint=action.fingerprint,
+                    gpu_uuids=tuple(d.uuid for d in action.gpus.devices),
+                    persistent=True,
+                )
+        return result, copy
+
+    def release_profiled_copy(self) -> None:
+        with self._apply_lock:
+            self._profiled = None
+
     def _plan(
         self,
         services: Sequence[service_spec_pb2.ServiceSpec],
         scope: Scope,
         desired: Sequence[DesiredService],
+        footprints: FootprintBook | None = None,
     ) -> plan_pb2.Plan:
         # The planner treats its input as the dynamic set and what is marked persistent
         # as untouchable; for the persistent scope the roles swap.
@@ -121,9 +168,20 @@ class Provisioner:
             )
             for d in desired
         ]
-        return plan(
-            [_as_plannable(s) for s in services], running, self._host_profile(), self._facts
+        if self._profiled is not None:
+            running.append(self._profiled)
+        result = plan(
+            [_as_plannable(s) for s in services],
+            running,
+            self._host_profile(),
+            self._facts,
+            footprints or self._footprints,
         )
+        if self._profiled is not None:
+            for action in result.actions:
+                if (action.realm, action.name) == (self._profiled.realm, self._profiled.name):
+                    action.reason = "profiling copy: holds its resources until its measurement ends"
+        return result
 
     # Observe ----------------------------------------------------------------------
 

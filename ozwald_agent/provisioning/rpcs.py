@@ -35,7 +35,7 @@ class ProvisioningRpcs:
                 plan=self._provisioner.plan(list(request.services), request.scope)
             )
         except ContainerRuntimeError as e:
-            _runtime_unavailable(context, e)
+            runtime_unavailable(context, e)
 
     def ApplyServices(
         self, request: pb.ApplyServicesRequest, context: grpc.ServicerContext
@@ -45,9 +45,9 @@ class ProvisioningRpcs:
                 list(request.services), request.scope
             )
         except AdmissionRefusedError as e:
-            _admission_refused(context, e)
+            admission_refused(context, e)
         except ContainerRuntimeError as e:
-            _runtime_unavailable(context, e)
+            runtime_unavailable(context, e)
         return pb.ApplyServicesResponse(
             plan=admitted, event_sequence=sequence, generation=generation
         )
@@ -83,7 +83,7 @@ class ProvisioningRpcs:
         except ServiceNotFoundError as e:
             _not_found(context, e)
         except ContainerRuntimeError as e:
-            _runtime_unavailable(context, e)
+            runtime_unavailable(context, e)
         close = getattr(lines, "close", None)
         if close is not None:
             context.add_callback(close)
@@ -91,15 +91,21 @@ class ProvisioningRpcs:
             yield pb.StreamServiceLogsResponse(data=f"{line}\n".encode())
 
 
-def _admission_refused(context: grpc.ServicerContext, error: AdmissionRefusedError) -> NoReturn:
+def admission_refused(
+    context: grpc.ServicerContext,
+    error: AdmissionRefusedError,
+    outcome: str = "nothing changed",
+    remedy: str = "see each refusal's remedy (`ozwald update_services --plan` lists them all)",
+) -> NoReturn:
+    """Fails the call with ADMISSION_REFUSED and the refused plan in the status details."""
     refusals = error.plan.refusals
     first = refusals[0].message if refusals else "admission refused the update"
     more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
     status = rpc_status.status_error(
         grpc.StatusCode.FAILED_PRECONDITION,
         error_reason_pb2.ERROR_REASON_ADMISSION_REFUSED,
-        f"nothing changed: {first}{more}",
-        "see each refusal's remedy (`ozwald update_services --plan` lists them all)",
+        f"{outcome}: {first}{more}",
+        remedy,
     )
     packed = any_pb2.Any()
     packed.Pack(error.plan)
@@ -119,7 +125,7 @@ def _not_found(context: grpc.ServicerContext, error: ServiceNotFoundError) -> No
     )
 
 
-def _runtime_unavailable(context: grpc.ServicerContext, error: ContainerRuntimeError) -> NoReturn:
+def runtime_unavailable(context: grpc.ServicerContext, error: ContainerRuntimeError) -> NoReturn:
     remedy = error.remedy or (
         "start the Docker Engine (make docker, or systemctl start docker)"
         if isinstance(error, EngineUnavailableError)

@@ -105,6 +105,15 @@ class DockerRuntime:
         return self._settings.agent_id
 
     @property
+    def env_passthrough(self) -> Mapping[str, str] | None:
+        """What bare `KEY` lines of env files read (see `env_files.py`)."""
+        return self._env_passthrough
+
+    def effective_settings(self) -> RuntimeSettings:
+        """The settings containers are created with (nofile lowered to the engine's limit)."""
+        return self._effective_settings()
+
+    @property
     def engine_is_local(self) -> bool:
         """True when the engine runs on this host (its pids are this host's pids)."""
         return self.endpoint.startswith("unix://")

@@ -9,10 +9,12 @@ from __future__ import annotations
 from ozwald_sdk.cli import (
     config_commands,
     down,
+    footprints,
     host,
     list_active,
     list_configured,
     logs,
+    profile,
     status,
     update_services,
 )
@@ -27,4 +29,6 @@ COMMANDS: tuple[Command, ...] = (
     list_active.COMMAND,
     logs.COMMAND,
     down.COMMAND,
+    profile.COMMAND,
+    footprints.COMMAND,
 )

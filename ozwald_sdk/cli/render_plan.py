@@ -154,8 +154,15 @@ def _byte_figure(figure: P.ByteFigure) -> str:
             f"; declared {human_bytes(figure.declared_bytes)}" if figure.declared_bytes else ""
         )
         return f"{amount} (footprint{declared})"
+    stale = (
+        "; footprint stale: measured for an older spec, profile again"
+        if (figure.footprint_stale)
+        else ""
+    )
     if figure.source == P.FIGURE_SOURCE_DECLARED:
-        return f"{amount} (declared)"
+        return f"{amount} (declared{stale})"
+    if stale:
+        return f"not declared (counted as 0{stale})"
     return "not declared, no footprint (counted as 0)"
 
 

@@ -19,12 +19,19 @@ from ozwald_sdk.config.effective import (
     EffectiveHttpProbe,
     EffectiveMount,
     EffectiveNetwork,
+    EffectiveOpenAi,
     EffectivePortal,
     EffectiveResources,
     EffectiveRestart,
     EffectiveService,
 )
-from ozwald_sdk.config.interpolate import UnknownVariableError, interpolate
+from ozwald_sdk.config.interpolate import (
+    BUILTIN_PREFIX,
+    BUILTIN_VARIABLES,
+    UnknownVariableError,
+    builtin_variables,
+    interpolate,
+)
 from ozwald_sdk.config.merge import merge_layers
 from ozwald_sdk.config.model import BindVolume, NamedVolume, Realm, TmpfsVolume
 from ozwald_sdk.config.model_service import ServiceDefinition, ServiceFields
@@ -140,14 +147,16 @@ class _Builder:
                 f"{self._which} has no image: set one on the service, {where}or in the profile",
             )
         connector_port = merged.get("connector_port")
+        resources = self._resources(merged.get("resources") or {})
+        variables = self._variables(environment, resources)
         values: dict[str, Any] = {
             "realm": self.realm_name,
             "name": self.name,
             "variety": self.variety,
             "profile": self.profile,
             "image": image or "",
-            "command": self._words(merged, ("command",), environment),
-            "entrypoint": self._words(merged, ("entrypoint",), environment),
+            "command": self._words(merged, ("command",), variables),
+            "entrypoint": self._words(merged, ("entrypoint",), variables),
             "environment": dict(sorted(environment.items())),
             "env_files": tuple(self._path(p) for p in merged.get("env_files") or ()),
             "volumes": tuple(
@@ -157,8 +166,8 @@ class _Builder:
             ),
             "networks": self._networks(merged.get("networks") or ()),
             "connector_port": connector_port,
-            "health_check": self._health_check(merged, environment, connector_port),
-            "resources": self._resources(merged.get("resources") or {}),
+            "health_check": self._health_check(merged, variables, connector_port),
+            "resources": resources,
             "restart": self._restart(merged.get("restart") or {}),
             "depends_on": tuple(merged.get("depends_on") or ()),
             "labels": dict(
@@ -166,13 +175,45 @@ class _Builder:
             ),
             "persistent": self.service.persistent,
             "portals": self._portals(connector_port),
+            "openai": self._openai(merged.get("openai")),
         }
         if self.problems:
             return Built(None, self.problems)
         return Built(EffectiveService.model_validate(values), [])
 
+    def _variables(
+        self, environment: Mapping[str, str], resources: EffectiveResources
+    ) -> dict[str, str]:
+        """What `${NAME}` can refer to: the environment, then Ozwald's built-ins."""
+        for name in sorted(environment.keys() & BUILTIN_VARIABLES.keys()):
+            self.problem(
+                ("environment", name),
+                f"{self._which} sets {name}, the name of a built-in variable: rename it "
+                "(Ozwald sets ${" + name + "} itself, from the effective spec)",
+            )
+        builtins = builtin_variables(
+            realm=self.realm_name,
+            service=self.name,
+            variety=self.variety,
+            profile=self.profile,
+            gpu_count=resources.gpus.count if resources.gpus is not None else 0,
+        )
+        return {**environment, **builtins}
+
+    def _openai(self, openai: Mapping[str, Any] | None) -> EffectiveOpenAi | None:
+        if not openai:
+            return None
+        api = openai.get("api")
+        if api is None:
+            self.problem(
+                ("openai", "api"),
+                f"{self._which} sets openai without an api: say embeddings, completions or chat",
+            )
+            return None
+        return EffectiveOpenAi(api=api, model=openai.get("model"))
+
     def _words(
-        self, merged: Mapping[str, Any], where: FieldPath, environment: Mapping[str, str]
+        self, merged: Mapping[str, Any], where: FieldPath, variables: Mapping[str, str]
     ) -> tuple[str, ...] | None:
         words: Any = merged
         for key in where:
@@ -180,14 +221,23 @@ class _Builder:
         if words is None:
             return None
         try:
-            return interpolate(words, environment)
+            return interpolate(words, variables)
         except UnknownVariableError as e:
-            self.problem(
-                where,
-                f"{self._which} refers to ${{{e.name}}}, which its environment does not set "
-                "(write $$ for a literal $)",
-                suggestion=closest(e.name, environment),
-            )
+            if e.name.startswith(BUILTIN_PREFIX):
+                self.problem(
+                    where,
+                    f"{self._which} refers to ${{{e.name}}}, which is not a built-in variable "
+                    f"(they are {', '.join(BUILTIN_VARIABLES)}; write $$ for a literal $)",
+                    suggestion=closest(e.name, BUILTIN_VARIABLES),
+                )
+            else:
+                environment = [n for n in variables if n not in BUILTIN_VARIABLES]
+                self.problem(
+                    where,
+                    f"{self._which} refers to ${{{e.name}}}, which its environment does not set "
+                    "(write $$ for a literal $)",
+                    suggestion=closest(e.name, environment),
+                )
             return None
 
     def _path(self, text: str) -> Path:
@@ -252,7 +302,7 @@ class _Builder:
         return tuple(out)
 
     def _health_check(
-        self, merged: Mapping[str, Any], environment: Mapping[str, str], port: int | None
+        self, merged: Mapping[str, Any], variables: Mapping[str, str], port: int | None
     ) -> EffectiveHealthCheck | None:
         check = merged.get("health_check")
         if not check:
@@ -277,7 +327,7 @@ class _Builder:
             probe = EffectiveHttpProbe(path=http.get("path", "/health"), port=probe_port)
         return EffectiveHealthCheck(
             http=probe,
-            command=self._words(merged, ("health_check", "command"), environment),
+            command=self._words(merged, ("health_check", "command"), variables),
             start_period=check.get("start_period", DEFAULT_START_PERIOD),
             interval=check.get("interval", DEFAULT_INTERVAL),
             timeout=check.get("timeout", DEFAULT_TIMEOUT),

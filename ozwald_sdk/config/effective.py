@@ -96,6 +96,14 @@ class EffectivePortal(_Resolved):
     container_port: int
 
 
+class EffectiveOpenAi(_Resolved):
+    """The OpenAI-compatible API the service answers on its connector port."""
+
+    api: Literal["embeddings", "completions", "chat"]
+    model: str | None
+    """None: the first id GET /v1/models lists."""
+
+
 class EffectiveService(_Resolved):
     """One service of one realm, for one variety and profile, fully resolved."""
 
@@ -123,6 +131,8 @@ class EffectiveService(_Resolved):
     labels: dict[str, str]
     persistent: bool
     portals: tuple[EffectivePortal, ...]
+    openai: EffectiveOpenAi | None = None
+    """None: the service declares no OpenAI API (profiling runs no warm-up)."""
 
     @property
     def selector(self) -> str:

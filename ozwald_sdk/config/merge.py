@@ -4,7 +4,7 @@ Each layer is the dict of the keys that layer sets (pydantic's exclude_unset dum
 Rules, by field:
 
 - environment, labels: merge key by key; a key set to null removes it.
-- resources, health_check, restart (and inside them gpus, http): merge key by key,
+- resources, health_check, restart, openai (and inside them gpus, http): merge key by key,
   except that `http` and `command` of a health check, and `count` and `ids` of gpus,
   replace each other: a layer that sets one drops the other from the layers below.
 - volumes: merge by container path (`target`): a mount replaces the one below with
@@ -22,7 +22,7 @@ from typing import Any, Final
 LayerDict = Mapping[str, Any]
 
 _MAPS: Final = frozenset({"environment", "labels"})
-_NESTED: Final = frozenset({"resources", "health_check", "restart"})
+_NESTED: Final = frozenset({"resources", "health_check", "restart", "openai"})
 # Within a nested object at this path, the keys of each pair replace each other.
 _EXCLUSIVE: Final[dict[tuple[str, ...], tuple[tuple[str, str], ...]]] = {
     ("health_check",): (("http", "command"),),

@@ -218,6 +218,19 @@ class Restart(StrictModel):
     """With on-failure: give up after this many restarts (default: never give up)."""
 
 
+OpenAiApiName = Literal["embeddings", "completions", "chat"]
+
+
+class OpenAi(StrictModel):
+    """The service speaks an OpenAI-compatible API on its connector port."""
+
+    api: OpenAiApiName | None = None
+    """embeddings, completions or chat: the endpoint `ozwald profile` warms the service up
+    through (required once base, variety and profile are merged)."""
+    model: str | None = None
+    """The model name to ask for (default: the first id GET /v1/models lists)."""
+
+
 class ServiceFields(StrictModel):
     """The fields a service, a variety and a profile can all set."""
 
@@ -247,6 +260,8 @@ class ServiceFields(StrictModel):
     """Services of the same realm to start (and see healthy) first."""
     labels: dict[LabelKey, TextValue] | None = None
     """Container labels; keys starting with 'ozwald.' are reserved."""
+    openai: OpenAi | None = None
+    """The OpenAI-compatible API it answers: {api: embeddings | completions | chat, model}."""
 
 
 class ServiceOverride(ServiceFields):

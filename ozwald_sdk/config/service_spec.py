@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ozwald_sdk.config.effective import (
         EffectiveHealthCheck,
         EffectiveMount,
+        EffectiveOpenAi,
         EffectiveResources,
         EffectiveService,
     )
@@ -31,6 +32,11 @@ _RESTART_KINDS: Final[dict[str, RestartPolicyKind.ValueType]] = {
     "always": service_spec_pb2.RESTART_POLICY_KIND_ALWAYS,
     "on-failure": service_spec_pb2.RESTART_POLICY_KIND_ON_FAILURE,
     "unless-stopped": service_spec_pb2.RESTART_POLICY_KIND_UNLESS_STOPPED,
+}
+_OPENAI_APIS: Final[dict[str, service_spec_pb2.OpenAiApi.ValueType]] = {
+    "embeddings": service_spec_pb2.OPEN_AI_API_EMBEDDINGS,
+    "completions": service_spec_pb2.OPEN_AI_API_COMPLETIONS,
+    "chat": service_spec_pb2.OPEN_AI_API_CHAT,
 }
 _VENDORS: Final[dict[str, GpuVendor.ValueType]] = {
     "nvidia": gpu_pb2.GPU_VENDOR_NVIDIA,
@@ -72,7 +78,14 @@ def to_service_spec(service: EffectiveService) -> service_spec_pb2.ServiceSpec:
             )
             for p in service.portals
         ],
+        openai=_openai(service.openai),
     )
+
+
+def _openai(openai: EffectiveOpenAi | None) -> service_spec_pb2.OpenAiEndpoint | None:
+    if openai is None:
+        return None
+    return service_spec_pb2.OpenAiEndpoint(api=_OPENAI_APIS[openai.api], model=openai.model or "")
 
 
 def _mount(mount: EffectiveMount) -> service_spec_pb2.VolumeMount:

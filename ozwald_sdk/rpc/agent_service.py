@@ -12,12 +12,18 @@ from ozwald.agent.v1 import agent_service_pb2_grpc
 from ozwald.agent.v1.agent_service_pb2 import (
     ApplyServicesRequest,
     ApplyServicesResponse,
+    ForgetFootprintsRequest,
+    ForgetFootprintsResponse,
     GetHostProfileRequest,
     GetHostProfileResponse,
+    ListFootprintsRequest,
+    ListFootprintsResponse,
     ListServicesRequest,
     ListServicesResponse,
     PlanServicesRequest,
     PlanServicesResponse,
+    ProfileServicesRequest,
+    ProfileServicesResponse,
     StopServicesRequest,
     StopServicesResponse,
     StreamServiceLogsRequest,
@@ -101,6 +107,28 @@ class AgentServiceRpc:
             self._stub.StreamServiceLogs(request, timeout=timeout, metadata=metadata),
             timeout,
             metadata,
+        )
+
+    def profile_services(
+        self, request: ProfileServicesRequest, *, timeout: float | None, metadata: Metadata
+    ) -> Generator[ProfileServicesResponse, None, None]:
+        return self._stream(
+            "ProfileServices",
+            self._stub.ProfileServices(request, timeout=timeout, metadata=metadata),
+            timeout,
+            metadata,
+        )
+
+    def list_footprints(
+        self, request: ListFootprintsRequest, *, timeout: float, metadata: Metadata
+    ) -> ListFootprintsResponse:
+        return self._unary("ListFootprints", self._stub.ListFootprints, request, timeout, metadata)
+
+    def forget_footprints(
+        self, request: ForgetFootprintsRequest, *, timeout: float, metadata: Metadata
+    ) -> ForgetFootprintsResponse:
+        return self._unary(
+            "ForgetFootprints", self._stub.ForgetFootprints, request, timeout, metadata
         )
 
     def _unary(
@@ -200,6 +228,28 @@ class AsyncAgentServiceRpc:
     ) -> AsyncGenerator[StreamServiceLogsResponse, None]:
         call = self._stub.StreamServiceLogs(request, timeout=timeout, metadata=metadata)
         return self._stream("StreamServiceLogs", call, timeout, metadata)
+
+    def profile_services(
+        self, request: ProfileServicesRequest, *, timeout: float | None, metadata: Metadata
+    ) -> AsyncGenerator[ProfileServicesResponse, None]:
+        call = self._stub.ProfileServices(request, timeout=timeout, metadata=metadata)
+        return self._stream("ProfileServices", call, timeout, metadata)
+
+    async def list_footprints(
+        self, request: ListFootprintsRequest, *, timeout: float, metadata: Metadata
+    ) -> ListFootprintsResponse:
+        response: ListFootprintsResponse = await self._unary(
+            "ListFootprints", self._stub.ListFootprints, request, timeout, metadata
+        )
+        return response
+
+    async def forget_footprints(
+        self, request: ForgetFootprintsRequest, *, timeout: float, metadata: Metadata
+    ) -> ForgetFootprintsResponse:
+        response: ForgetFootprintsResponse = await self._unary(
+            "ForgetFootprints", self._stub.ForgetFootprints, request, timeout, metadata
+        )
+        return response
 
     async def _unary(
         self,

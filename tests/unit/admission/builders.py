@@ -161,7 +161,9 @@ class FakeFootprints:
     recorded: dict[tuple[str, str, str, str], Footprint] = field(default_factory=dict)
     asked: list[tuple[str, str, str, str]] = field(default_factory=list)
 
-    def footprint(self, realm: str, service: str, variety: str, profile: str) -> Footprint | None:
+    def footprint(
+        self, realm: str, service: str, variety: str, profile: str, fingerprint: str
+    ) -> Footprint | None:
         self.asked.append((realm, service, variety, profile))
         return self.recorded.get((realm, service, variety, profile))
 

@@ -32,6 +32,7 @@ from ozwald.common.v1.service_spec_pb2 import ServiceSpec
 
 from ozwald_sdk import rpc_status
 from ozwald_sdk.fingerprint import fingerprint
+from tests.unit.cli.profiling_fake import ProfilingFake, ProfilingState
 
 Key = tuple[str, str]
 GIB = 1024**3
@@ -56,7 +57,7 @@ STARTS_FINE = (
 
 
 @dataclass
-class ProvisioningFake(AgentServiceServicer):
+class ProvisioningFake(ProfilingFake, AgentServiceServicer):
     profile: HostProfile
     scripts: dict[str, Sequence[Step]] = field(default_factory=dict)
     """Service name -> its life after an apply; STARTS_FINE when not given."""
@@ -71,6 +72,7 @@ class ProvisioningFake(AgentServiceServicer):
     instances: dict[Key, S.InstanceStatus] = field(default_factory=dict)
     events: list[S.ServiceEvent] = field(default_factory=list)
     running: dict[Key, tuple[ServiceSpec, str]] = field(default_factory=dict)
+    profiling: ProfilingState = field(default_factory=ProfilingState)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _players: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ozwald.agent.v1 import agent_service_pb2 as pb
 from ozwald.agent.v1 import service_status_pb2 as S
 from ozwald.common.v1.host_profile_pb2 import HostProfile
 from ozwald.common.v1.service_spec_pb2 import ServiceSpec
@@ -50,3 +51,26 @@ def test_plan_apply_watch_list_and_stop() -> None:
     assert S.INSTANCE_STATE_STARTING in states
     assert listed == ["web"]
     assert stopped == ["web"]
+
+
+def test_profile_list_and_forget_footprints() -> None:
+    fake = ProvisioningFake(_host())
+
+    async def scenario(address: str) -> tuple[list[str], list[str], list[str], list[str]]:
+        async with AsyncAgentClient(address, timeout=5) as client:
+            phases = [
+                pb.ProfilePhase.Name(message.phase)
+                async for message in client.profile_services([WEB], warmup_requests=0)
+            ]
+            listed = [f.service for f in await client.list_footprints()]
+            forgotten = [f.service for f in await client.forget_footprints("web")]
+            after = [f.service for f in await client.list_footprints()]
+        return phases, listed, forgotten, after
+
+    with serve_agent(fake) as address:
+        phases, listed, forgotten, after = asyncio.run(scenario(address))
+
+    assert phases[0] == "PROFILE_PHASE_ADMITTING" and phases[-1] == "PROFILE_PHASE_DONE"
+    assert (listed, forgotten, after) == (["web"], ["web"], [])
+    (request,) = fake.profiling.profiled
+    assert request.HasField("warmup_requests") and request.warmup_requests == 0

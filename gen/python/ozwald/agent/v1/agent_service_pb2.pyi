@@ -8,6 +8,8 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from ozwald.agent.v1 import footprint_pb2 as _footprint_pb2
 from ozwald.agent.v1 import plan_pb2 as _plan_pb2
 from ozwald.agent.v1 import service_scope_pb2 as _service_scope_pb2
 from ozwald.agent.v1 import service_status_pb2 as _service_status_pb2
@@ -23,6 +25,50 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ProfilePhase:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProfilePhaseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProfilePhase.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROFILE_PHASE_UNSPECIFIED: _ProfilePhase.ValueType  # 0
+    """Not set; never sent."""
+    PROFILE_PHASE_ADMITTING: _ProfilePhase.ValueType  # 1
+    """Admission is checking that the copy fits beside what runs now."""
+    PROFILE_PHASE_STARTING: _ProfilePhase.ValueType  # 2
+    """The copy's container is being created and started."""
+    PROFILE_PHASE_WAITING_FOR_READY: _ProfilePhase.ValueType  # 3
+    """The copy runs; its health check has not passed yet."""
+    PROFILE_PHASE_WARMING_UP: _ProfilePhase.ValueType  # 4
+    """The copy is ready; the warm-up load runs."""
+    PROFILE_PHASE_STOPPING: _ProfilePhase.ValueType  # 5
+    """The copy is being stopped and removed."""
+    PROFILE_PHASE_DONE: _ProfilePhase.ValueType  # 6
+    """Measured and stored; the message carries the footprint. Final."""
+    PROFILE_PHASE_FAILED: _ProfilePhase.ValueType  # 7
+    """Not measured; `detail` says why, nothing was stored. Final."""
+
+class ProfilePhase(_ProfilePhase, metaclass=_ProfilePhaseEnumTypeWrapper):
+    """ProfilePhase is where the profiling of one service is."""
+
+PROFILE_PHASE_UNSPECIFIED: ProfilePhase.ValueType  # 0
+"""Not set; never sent."""
+PROFILE_PHASE_ADMITTING: ProfilePhase.ValueType  # 1
+"""Admission is checking that the copy fits beside what runs now."""
+PROFILE_PHASE_STARTING: ProfilePhase.ValueType  # 2
+"""The copy's container is being created and started."""
+PROFILE_PHASE_WAITING_FOR_READY: ProfilePhase.ValueType  # 3
+"""The copy runs; its health check has not passed yet."""
+PROFILE_PHASE_WARMING_UP: ProfilePhase.ValueType  # 4
+"""The copy is ready; the warm-up load runs."""
+PROFILE_PHASE_STOPPING: ProfilePhase.ValueType  # 5
+"""The copy is being stopped and removed."""
+PROFILE_PHASE_DONE: ProfilePhase.ValueType  # 6
+"""Measured and stored; the message carries the footprint. Final."""
+PROFILE_PHASE_FAILED: ProfilePhase.ValueType  # 7
+"""Not measured; `detail` says why, nothing was stored. Final."""
+Global___ProfilePhase: _TypeAlias = ProfilePhase  # noqa: Y015
 
 @_typing.final
 class GetHostProfileRequest(_message.Message):
@@ -446,3 +492,249 @@ class StreamServiceLogsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StreamServiceLogsResponse: _TypeAlias = StreamServiceLogsResponse  # noqa: Y015
+
+@_typing.final
+class ProfileServicesRequest(_message.Message):
+    """ProfileServicesRequest names the services to measure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICES_FIELD_NUMBER: _builtins.int
+    WARMUP_REQUESTS_FIELD_NUMBER: _builtins.int
+    READY_TIMEOUT_FIELD_NUMBER: _builtins.int
+    WARMUP_REQUEST_TIMEOUT_FIELD_NUMBER: _builtins.int
+    warmup_requests: _builtins.int
+    """Warm-up requests per service; unset means 8, 0 means no warm-up."""
+    @_builtins.property
+    def services(self) -> _containers.RepeatedCompositeFieldContainer[_service_spec_pb2.ServiceSpec]:
+        """The effective specs to measure, in order; each is one realm, service,
+        variety and profile, named at most once.
+        """
+
+    @_builtins.property
+    def ready_timeout(self) -> _duration_pb2.Duration:
+        """Longest wait for one service to be ready; unset means its health
+        check's start period plus its interval times its retries, at least
+        120 s. Between 1 s and 1 h.
+        """
+
+    @_builtins.property
+    def warmup_request_timeout(self) -> _duration_pb2.Duration:
+        """Longest wait for one warm-up request; unset means 60 s. Between 1 s and
+        10 min.
+        """
+
+    def __init__(
+        self,
+        *,
+        services: _abc.Iterable[_service_spec_pb2.ServiceSpec] | None = ...,
+        warmup_requests: _builtins.int | None = ...,
+        ready_timeout: _duration_pb2.Duration | None = ...,
+        warmup_request_timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_warmup_requests", b"_warmup_requests", "ready_timeout", b"ready_timeout", "warmup_request_timeout", b"warmup_request_timeout", "warmup_requests", b"warmup_requests"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_warmup_requests", b"_warmup_requests", "ready_timeout", b"ready_timeout", "services", b"services", "warmup_request_timeout", b"warmup_request_timeout", "warmup_requests", b"warmup_requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__warmup_requests: _TypeAlias = _typing.Literal["warmup_requests"]  # noqa: Y015
+    _WhichOneofArgType__warmup_requests: _TypeAlias = _typing.Literal["_warmup_requests", b"_warmup_requests"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__warmup_requests) -> _WhichOneofReturnType__warmup_requests | None: ...
+
+Global___ProfileServicesRequest: _TypeAlias = ProfileServicesRequest  # noqa: Y015
+
+@_typing.final
+class ProfileServicesResponse(_message.Message):
+    """ProfileServicesResponse is one step of the profiling of one service."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    VARIETY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    ELAPSED_FIELD_NUMBER: _builtins.int
+    FOOTPRINT_FIELD_NUMBER: _builtins.int
+    WARMUP_DONE_FIELD_NUMBER: _builtins.int
+    WARMUP_TOTAL_FIELD_NUMBER: _builtins.int
+    LAST_LOG_LINES_FIELD_NUMBER: _builtins.int
+    REFUSALS_FIELD_NUMBER: _builtins.int
+    variety: _builtins.str
+    """Its variety; empty when it defines none."""
+    profile: _builtins.str
+    """Its profile; empty for the base."""
+    index: _builtins.int
+    """Position of the service in the request, from 1."""
+    total: _builtins.int
+    """Services in the request."""
+    phase: Global___ProfilePhase.ValueType
+    """Where its profiling is now."""
+    detail: _builtins.str
+    """What happens, in words: the last probe result while waiting, the
+    requests done while warming up, the reason for FAILED.
+    """
+    warmup_done: _builtins.int
+    """WARMING_UP: requests answered (or failed) so far."""
+    warmup_total: _builtins.int
+    """WARMING_UP: requests the warm-up sends."""
+    @_builtins.property
+    def service(self) -> _plan_pb2.ServiceRef:
+        """The service."""
+
+    @_builtins.property
+    def elapsed(self) -> _duration_pb2.Duration:
+        """Time since this service's profiling began."""
+
+    @_builtins.property
+    def footprint(self) -> _footprint_pb2.Footprint:
+        """DONE only: the footprint stored."""
+
+    @_builtins.property
+    def last_log_lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """FAILED: the last lines the copy's container wrote, when it ran."""
+
+    @_builtins.property
+    def refusals(self) -> _containers.RepeatedCompositeFieldContainer[_plan_pb2.Refusal]:
+        """FAILED because it did not fit now: the refusals."""
+
+    def __init__(
+        self,
+        *,
+        service: _plan_pb2.ServiceRef | None = ...,
+        variety: _builtins.str = ...,
+        profile: _builtins.str = ...,
+        index: _builtins.int = ...,
+        total: _builtins.int = ...,
+        phase: Global___ProfilePhase.ValueType = ...,
+        detail: _builtins.str = ...,
+        elapsed: _duration_pb2.Duration | None = ...,
+        footprint: _footprint_pb2.Footprint | None = ...,
+        warmup_done: _builtins.int = ...,
+        warmup_total: _builtins.int = ...,
+        last_log_lines: _abc.Iterable[_builtins.str] | None = ...,
+        refusals: _abc.Iterable[_plan_pb2.Refusal] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "footprint", b"footprint", "service", b"service"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "elapsed", b"elapsed", "footprint", b"footprint", "index", b"index", "last_log_lines", b"last_log_lines", "phase", b"phase", "profile", b"profile", "refusals", b"refusals", "service", b"service", "total", b"total", "variety", b"variety", "warmup_done", b"warmup_done", "warmup_total", b"warmup_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProfileServicesResponse: _TypeAlias = ProfileServicesResponse  # noqa: Y015
+
+@_typing.final
+class ListFootprintsRequest(_message.Message):
+    """ListFootprintsRequest asks for stored footprints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALM_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    realm: _builtins.str
+    """Only this realm; empty means all."""
+    service: _builtins.str
+    """Only this service; empty means all."""
+    def __init__(
+        self,
+        *,
+        realm: _builtins.str = ...,
+        service: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["realm", b"realm", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFootprintsRequest: _TypeAlias = ListFootprintsRequest  # noqa: Y015
+
+@_typing.final
+class ListFootprintsResponse(_message.Message):
+    """ListFootprintsResponse carries the footprints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOOTPRINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def footprints(self) -> _containers.RepeatedCompositeFieldContainer[_footprint_pb2.Footprint]:
+        """Sorted by realm, service, variety, then profile."""
+
+    def __init__(
+        self,
+        *,
+        footprints: _abc.Iterable[_footprint_pb2.Footprint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["footprints", b"footprints"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFootprintsResponse: _TypeAlias = ListFootprintsResponse  # noqa: Y015
+
+@_typing.final
+class ForgetFootprintsRequest(_message.Message):
+    """ForgetFootprintsRequest says which footprints to delete."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALM_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    VARIETY_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    realm: _builtins.str
+    """Realm of the service; empty means every realm."""
+    service: _builtins.str
+    """The service; required."""
+    variety: _builtins.str
+    """Only this variety; unset means every variety."""
+    profile: _builtins.str
+    """Only this profile ("" is the base); unset means every profile."""
+    def __init__(
+        self,
+        *,
+        realm: _builtins.str = ...,
+        service: _builtins.str = ...,
+        variety: _builtins.str | None = ...,
+        profile: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_profile", b"_profile", "_variety", b"_variety", "profile", b"profile", "variety", b"variety"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_profile", b"_profile", "_variety", b"_variety", "profile", b"profile", "realm", b"realm", "service", b"service", "variety", b"variety"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__profile: _TypeAlias = _typing.Literal["profile"]  # noqa: Y015
+    _WhichOneofArgType__profile: _TypeAlias = _typing.Literal["_profile", b"_profile"]  # noqa: Y015
+    _WhichOneofReturnType__variety: _TypeAlias = _typing.Literal["variety"]  # noqa: Y015
+    _WhichOneofArgType__variety: _TypeAlias = _typing.Literal["_variety", b"_variety"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__profile) -> _WhichOneofReturnType__profile | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__variety) -> _WhichOneofReturnType__variety | None: ...
+
+Global___ForgetFootprintsRequest: _TypeAlias = ForgetFootprintsRequest  # noqa: Y015
+
+@_typing.final
+class ForgetFootprintsResponse(_message.Message):
+    """ForgetFootprintsResponse says what was deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORGOTTEN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def forgotten(self) -> _containers.RepeatedCompositeFieldContainer[_footprint_pb2.Footprint]:
+        """The footprints deleted."""
+
+    def __init__(
+        self,
+        *,
+        forgotten: _abc.Iterable[_footprint_pb2.Footprint] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forgotten", b"forgotten"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetFootprintsResponse: _TypeAlias = ForgetFootprintsResponse  # noqa: Y015

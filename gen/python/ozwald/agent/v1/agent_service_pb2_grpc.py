@@ -76,6 +76,21 @@ class AgentServiceStub:
                 request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.SerializeToString,
                 response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.FromString,
                 _registered_method=True)
+        self.ProfileServices = channel.unary_stream(
+                '/ozwald.agent.v1.AgentService/ProfileServices',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesResponse.FromString,
+                _registered_method=True)
+        self.ListFootprints = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/ListFootprints',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsResponse.FromString,
+                _registered_method=True)
+        self.ForgetFootprints = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/ForgetFootprints',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -152,6 +167,40 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProfileServices(self, request, context):
+        """ProfileServices measures each service's footprint, one after the other:
+        it admits a copy of the service beside everything that runs now, starts
+        it in isolation (its own container name, labels and network; no host
+        ports), waits until it is ready, drives a short warm-up load through its
+        OpenAI API when it declares one, samples memory, CPU and VRAM, stops and
+        removes the copy, and stores the footprint. Running services are never
+        touched. When any service does not fit now, the call fails before
+        anything starts with FAILED_PRECONDITION, reason ADMISSION_REFUSED and
+        the refused Plan in the status details. Progress streams as it happens;
+        each service ends with a DONE message carrying its footprint or a FAILED
+        one saying why. A client that cancels stops the profiling: the copy is
+        removed and nothing more is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFootprints(self, request, context):
+        """ListFootprints returns the stored footprints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetFootprints(self, request, context):
+        """ForgetFootprints deletes stored footprints; admission then counts the
+        declared requirements again. Forgetting what is not stored is not an
+        error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -194,6 +243,21 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.StreamServiceLogs,
                     request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.FromString,
                     response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.SerializeToString,
+            ),
+            'ProfileServices': grpc.unary_stream_rpc_method_handler(
+                    servicer.ProfileServices,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesResponse.SerializeToString,
+            ),
+            'ListFootprints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFootprints,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsResponse.SerializeToString,
+            ),
+            'ForgetFootprints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetFootprints,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -414,6 +478,87 @@ class AgentService:
             '/ozwald.agent.v1.AgentService/StreamServiceLogs',
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsRequest.SerializeToString,
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.StreamServiceLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProfileServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ProfileServices',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ProfileServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFootprints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ListFootprints',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListFootprintsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetFootprints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ForgetFootprints',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.FromString,
             options,
             channel_credentials,
             insecure,

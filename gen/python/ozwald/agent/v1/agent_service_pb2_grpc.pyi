@@ -69,6 +69,27 @@ class AgentServiceStub:
     """
     StreamServiceLogs: _grpc.UnaryStreamMultiCallable[_agent_service_pb2.StreamServiceLogsRequest, _agent_service_pb2.StreamServiceLogsResponse]
     """StreamServiceLogs streams a service's container output."""
+    ProfileServices: _grpc.UnaryStreamMultiCallable[_agent_service_pb2.ProfileServicesRequest, _agent_service_pb2.ProfileServicesResponse]
+    """ProfileServices measures each service's footprint, one after the other:
+    it admits a copy of the service beside everything that runs now, starts
+    it in isolation (its own container name, labels and network; no host
+    ports), waits until it is ready, drives a short warm-up load through its
+    OpenAI API when it declares one, samples memory, CPU and VRAM, stops and
+    removes the copy, and stores the footprint. Running services are never
+    touched. When any service does not fit now, the call fails before
+    anything starts with FAILED_PRECONDITION, reason ADMISSION_REFUSED and
+    the refused Plan in the status details. Progress streams as it happens;
+    each service ends with a DONE message carrying its footprint or a FAILED
+    one saying why. A client that cancels stops the profiling: the copy is
+    removed and nothing more is stored.
+    """
+    ListFootprints: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListFootprintsRequest, _agent_service_pb2.ListFootprintsResponse]
+    """ListFootprints returns the stored footprints."""
+    ForgetFootprints: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ForgetFootprintsRequest, _agent_service_pb2.ForgetFootprintsResponse]
+    """ForgetFootprints deletes stored footprints; admission then counts the
+    declared requirements again. Forgetting what is not stored is not an
+    error.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -111,6 +132,27 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """
     StreamServiceLogs: _aio.UnaryStreamMultiCallable[_agent_service_pb2.StreamServiceLogsRequest, _agent_service_pb2.StreamServiceLogsResponse]  # type: ignore[assignment]
     """StreamServiceLogs streams a service's container output."""
+    ProfileServices: _aio.UnaryStreamMultiCallable[_agent_service_pb2.ProfileServicesRequest, _agent_service_pb2.ProfileServicesResponse]  # type: ignore[assignment]
+    """ProfileServices measures each service's footprint, one after the other:
+    it admits a copy of the service beside everything that runs now, starts
+    it in isolation (its own container name, labels and network; no host
+    ports), waits until it is ready, drives a short warm-up load through its
+    OpenAI API when it declares one, samples memory, CPU and VRAM, stops and
+    removes the copy, and stores the footprint. Running services are never
+    touched. When any service does not fit now, the call fails before
+    anything starts with FAILED_PRECONDITION, reason ADMISSION_REFUSED and
+    the refused Plan in the status details. Progress streams as it happens;
+    each service ends with a DONE message carrying its footprint or a FAILED
+    one saying why. A client that cancels stops the profiling: the copy is
+    removed and nothing more is stored.
+    """
+    ListFootprints: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListFootprintsRequest, _agent_service_pb2.ListFootprintsResponse]  # type: ignore[assignment]
+    """ListFootprints returns the stored footprints."""
+    ForgetFootprints: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ForgetFootprintsRequest, _agent_service_pb2.ForgetFootprintsResponse]  # type: ignore[assignment]
+    """ForgetFootprints deletes stored footprints; admission then counts the
+    declared requirements again. Forgetting what is not stored is not an
+    error.
+    """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
     """AgentService is the API of one host's ozwald-agent. Locally it listens on a
@@ -198,5 +240,44 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_agent_service_pb2.StreamServiceLogsResponse], _abc.AsyncIterator[_agent_service_pb2.StreamServiceLogsResponse]]:
         """StreamServiceLogs streams a service's container output."""
+
+    @_abc_1.abstractmethod
+    def ProfileServices(
+        self,
+        request: _agent_service_pb2.ProfileServicesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_agent_service_pb2.ProfileServicesResponse], _abc.AsyncIterator[_agent_service_pb2.ProfileServicesResponse]]:
+        """ProfileServices measures each service's footprint, one after the other:
+        it admits a copy of the service beside everything that runs now, starts
+        it in isolation (its own container name, labels and network; no host
+        ports), waits until it is ready, drives a short warm-up load through its
+        OpenAI API when it declares one, samples memory, CPU and VRAM, stops and
+        removes the copy, and stores the footprint. Running services are never
+        touched. When any service does not fit now, the call fails before
+        anything starts with FAILED_PRECONDITION, reason ADMISSION_REFUSED and
+        the refused Plan in the status details. Progress streams as it happens;
+        each service ends with a DONE message carrying its footprint or a FAILED
+        one saying why. A client that cancels stops the profiling: the copy is
+        removed and nothing more is stored.
+        """
+
+    @_abc_1.abstractmethod
+    def ListFootprints(
+        self,
+        request: _agent_service_pb2.ListFootprintsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListFootprintsResponse, _abc.Awaitable[_agent_service_pb2.ListFootprintsResponse]]:
+        """ListFootprints returns the stored footprints."""
+
+    @_abc_1.abstractmethod
+    def ForgetFootprints(
+        self,
+        request: _agent_service_pb2.ForgetFootprintsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ForgetFootprintsResponse, _abc.Awaitable[_agent_service_pb2.ForgetFootprintsResponse]]:
+        """ForgetFootprints deletes stored footprints; admission then counts the
+        declared requirements again. Forgetting what is not stored is not an
+        error.
+        """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -569,6 +569,7 @@ class ByteFigure(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     DECLARED_BYTES_FIELD_NUMBER: _builtins.int
     FOOTPRINT_BYTES_FIELD_NUMBER: _builtins.int
+    FOOTPRINT_STALE_FIELD_NUMBER: _builtins.int
     accounted_bytes: _builtins.int
     """The figure admission counted, in bytes."""
     source: Global___FigureSource.ValueType
@@ -577,6 +578,11 @@ class ByteFigure(_message.Message):
     """The declared requirement in bytes; 0 when none was declared."""
     footprint_bytes: _builtins.int
     """The recorded footprint in bytes; unset when there is none."""
+    footprint_stale: _builtins.bool
+    """True when a footprint is recorded but was measured for another effective
+    spec (its fingerprint differs): it was not used, `source` is not
+    FOOTPRINT. Profile the service again to use a measurement.
+    """
     def __init__(
         self,
         *,
@@ -584,10 +590,11 @@ class ByteFigure(_message.Message):
         source: Global___FigureSource.ValueType = ...,
         declared_bytes: _builtins.int = ...,
         footprint_bytes: _builtins.int | None = ...,
+        footprint_stale: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_footprint_bytes", b"_footprint_bytes", "footprint_bytes", b"footprint_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_footprint_bytes", b"_footprint_bytes", "accounted_bytes", b"accounted_bytes", "declared_bytes", b"declared_bytes", "footprint_bytes", b"footprint_bytes", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_footprint_bytes", b"_footprint_bytes", "accounted_bytes", b"accounted_bytes", "declared_bytes", b"declared_bytes", "footprint_bytes", b"footprint_bytes", "footprint_stale", b"footprint_stale", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__footprint_bytes: _TypeAlias = _typing.Literal["footprint_bytes"]  # noqa: Y015
     _WhichOneofArgType__footprint_bytes: _TypeAlias = _typing.Literal["_footprint_bytes", b"_footprint_bytes"]  # noqa: Y015

@@ -21,6 +21,34 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _OpenAiApi:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OpenAiApiEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OpenAiApi.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPEN_AI_API_UNSPECIFIED: _OpenAiApi.ValueType  # 0
+    """Not set; the service declares no OpenAI API."""
+    OPEN_AI_API_EMBEDDINGS: _OpenAiApi.ValueType  # 1
+    """POST /v1/embeddings."""
+    OPEN_AI_API_COMPLETIONS: _OpenAiApi.ValueType  # 2
+    """POST /v1/completions."""
+    OPEN_AI_API_CHAT: _OpenAiApi.ValueType  # 3
+    """POST /v1/chat/completions."""
+
+class OpenAiApi(_OpenAiApi, metaclass=_OpenAiApiEnumTypeWrapper):
+    """OpenAiApi is which OpenAI-compatible endpoint a service answers."""
+
+OPEN_AI_API_UNSPECIFIED: OpenAiApi.ValueType  # 0
+"""Not set; the service declares no OpenAI API."""
+OPEN_AI_API_EMBEDDINGS: OpenAiApi.ValueType  # 1
+"""POST /v1/embeddings."""
+OPEN_AI_API_COMPLETIONS: OpenAiApi.ValueType  # 2
+"""POST /v1/completions."""
+OPEN_AI_API_CHAT: OpenAiApi.ValueType  # 3
+"""POST /v1/chat/completions."""
+Global___OpenAiApi: _TypeAlias = OpenAiApi  # noqa: Y015
+
 class _VolumeKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -150,6 +178,7 @@ class ServiceSpec(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     PERSISTENT_FIELD_NUMBER: _builtins.int
     PORTALS_FIELD_NUMBER: _builtins.int
+    OPENAI_FIELD_NUMBER: _builtins.int
     realm: _builtins.str
     """Realm (Ozwald's namespace) the service belongs to."""
     name: _builtins.str
@@ -222,6 +251,13 @@ class ServiceSpec(_message.Message):
     def portals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Portal]:
         """Host ports that forward to this service."""
 
+    @_builtins.property
+    def openai(self) -> Global___OpenAiEndpoint:
+        """The OpenAI-compatible API the service speaks on its connector port, if
+        any. Profiling drives its warm-up load through it; unset means the
+        service is profiled without a warm-up.
+        """
+
     def __init__(
         self,
         *,
@@ -244,14 +280,41 @@ class ServiceSpec(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         persistent: _builtins.bool = ...,
         portals: _abc.Iterable[Global___Portal] | None = ...,
+        openai: Global___OpenAiEndpoint | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["health_check", b"health_check", "resources", b"resources", "restart_policy", b"restart_policy"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health_check", b"health_check", "openai", b"openai", "resources", b"resources", "restart_policy", b"restart_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "variety", b"variety", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "openai", b"openai", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "variety", b"variety", "volumes", b"volumes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServiceSpec: _TypeAlias = ServiceSpec  # noqa: Y015
+
+@_typing.final
+class OpenAiEndpoint(_message.Message):
+    """OpenAiEndpoint says that a service speaks an OpenAI-compatible API."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    API_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    api: Global___OpenAiApi.ValueType
+    """Which endpoint to call."""
+    model: _builtins.str
+    """Model name to ask for; empty means the first id GET /v1/models lists."""
+    def __init__(
+        self,
+        *,
+        api: Global___OpenAiApi.ValueType = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api", b"api", "model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenAiEndpoint: _TypeAlias = OpenAiEndpoint  # noqa: Y015
 
 @_typing.final
 class VolumeMount(_message.Message):
