@@ -116,3 +116,35 @@ def test_vllm_metrics_count_the_requests_it_served(embed: Provisioned) -> None:
     ]
     assert served, "vLLM exposes no request counter for the model"
     assert sum(float(line.rsplit(" ", 1)[1]) for line in served) >= 1
+
+
+def test_profile_measures_the_real_model_beside_the_running_one(embed: Provisioned) -> None:
+    profiled = embed.ozwald(
+        "profile", "--config", str(embed.config), f"{embed.realm}:embed", "--warmup", "8", "--json"
+    )
+
+    assert profiled.returncode == 0, f"{profiled.stdout}\n{profiled.stderr}"
+    (footprint,) = [
+        f
+        for f in json.loads(embed.ozwald("footprints", "--json").stdout)["footprints"]
+        if f["realm"] == embed.realm
+    ]
+    # vLLM loads torch and the model before /health answers: seconds, not milliseconds.
+    assert 5 < float(footprint["time_to_ready"].rstrip("s")) < 300
+    # Measured by the kernel (cgroup v1 max_usage here): more than the model's weights,
+    # less than the 6 GiB limit the example declares.
+    assert 512 << 20 < int(footprint["peak_memory_bytes"]) < 6 << 30
+    assert footprint["memory_peak_source"] != "MEMORY_PEAK_SOURCE_UNSPECIFIED"
+    warm_up = footprint["warm_up"]
+    assert warm_up["api"] == "OPEN_AI_API_EMBEDDINGS"
+    assert warm_up["requests"] == 8
+    assert warm_up.get("errors", 0) == 0
+    assert float(footprint["peak_cpu_cores"]) > 0.1
+
+    # The copy ran in isolation: the service users reach kept answering, and is not restarted.
+    test_the_same_text_gives_the_same_vector(embed)
+    plan = embed.ozwald(
+        "update_services", "--config", str(embed.config), f"{embed.realm}:embed", "--plan", "--json"
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert "KEEP" in plan.stdout
