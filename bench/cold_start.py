@@ -34,15 +34,15 @@ from harness import (
     Summary,
     engine,
     http_ok,
+    measure_rounds,
     new_realm,
     progress,
     realm_cleanup,
-    rotated,
     summary_row,
     table,
 )
 from openai import OpenAI
-from peers import BENCH_LABEL, differences, settings
+from peers import BENCH_LABEL, note_differences, settings
 
 from ozwald_sdk.agent_client import AgentClient
 from ozwald_sdk.waiting import wait_until_stopped
@@ -253,35 +253,22 @@ def main() -> int:
         reference = engine().api.inspect_container(ozwald.container)
         ozwald.down()
         contenders: list[Contender] = [ozwald, DockerRun(realm, reference, args.interval)]
-        runs = measure(contenders, args.warmup, args.runs, settings(reference), notes)
+        expected = settings(reference)
+
+        def cycle(contender: Contender, first: bool) -> Run:
+            run = contender.up()
+            if first:
+                attrs = engine().api.inspect_container(contender.container)
+                # Each publishes its own port, by design; nothing else should differ.
+                note_differences(expected, attrs, contender.label, notes, ("PortBindings",))
+            contender.down()
+            return run
+
+        runs = measure_rounds(
+            contenders, args.warmup, args.runs, cycle, lambda run: f"{run.total:.2f} s"
+        )
     report(runs, contenders, args, notes)
     return 0
-
-
-def measure(
-    contenders: list[Contender],
-    warmup: int,
-    rounds: int,
-    reference: dict[str, object],
-    notes: list[str],
-) -> dict[str, list[Run]]:
-    runs: dict[str, list[Run]] = {c.label: [] for c in contenders}
-    for turn in range(warmup + rounds):
-        measured = turn >= warmup
-        for contender in rotated(contenders, turn):
-            run = contender.up()
-            if turn == 0:
-                seen = settings(engine().api.inspect_container(contender.container))
-                # The ports differ by design (each publishes its own), nothing else should.
-                differing = [d for d in differences(reference, seen) if "PortBindings" not in d]
-                if differing:
-                    notes.append(f"{contender.label} differs: {'; '.join(differing)}")
-            contender.down()
-            if measured:
-                runs[contender.label].append(run)
-            which = f"run {turn - warmup + 1}" if measured else f"warm-up {turn + 1}"
-            progress(f"{which}: {contender.label} {run.total:.2f} s")
-    return runs
 
 
 def report(

@@ -15,13 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import docker
 import docker.errors
@@ -37,6 +37,7 @@ AGENT_START_TIMEOUT_S = 30.0
 AGENT_STOP_TIMEOUT_S = 30.0
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def progress(message: str) -> None:
@@ -106,6 +107,35 @@ def rotated(items: Sequence[T], turn: int) -> list[T]:
     return [*items[shift:], *items[:shift]]
 
 
+class Labelled(Protocol):
+    @property
+    def label(self) -> str: ...
+
+
+C = TypeVar("C", bound=Labelled)
+
+
+def measure_rounds(
+    contenders: Sequence[C],
+    warmup: int,
+    rounds: int,
+    cycle: Callable[[C, bool], R],
+    said: Callable[[R], str],
+) -> dict[str, list[R]]:
+    """Runs `cycle(contender, first_round)` for every contender, warm-up rounds first,
+    the order rotating each round; returns the measured results by label."""
+    results: dict[str, list[R]] = {c.label: [] for c in contenders}
+    for turn in range(warmup + rounds):
+        measured = turn >= warmup
+        for contender in rotated(contenders, turn):
+            result = cycle(contender, turn == 0)
+            if measured:
+                results[contender.label].append(result)
+            which = f"run {turn - warmup + 1}" if measured else f"warm-up {turn + 1}"
+            progress(f"{which}: {contender.label} {said(result)}")
+    return results
+
+
 # Docker -----------------------------------------------------------------------------
 
 
@@ -141,7 +171,9 @@ def realm_cleanup(realm: str) -> Iterator[None]:
         yield
     finally:
         client = engine()
-        for container in client.containers.list(all=True, filters=realm_filter(realm)):
+        for container in client.containers.list(
+            ignore_removed=True, all=True, filters=realm_filter(realm)
+        ):
             container.remove(force=True)
         for network in client.networks.list(filters=realm_filter(realm)):
             network.remove()

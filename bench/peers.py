@@ -149,3 +149,17 @@ def differences(reference: dict[str, object], other: dict[str, object]) -> list[
         for key, value in reference.items()
         if other.get(key) != value
     ]
+
+
+def note_differences(
+    reference: dict[str, object],
+    attrs: dict[str, Any],
+    label: str,
+    notes: list[str],
+    ignore: tuple[str, ...] = (),
+) -> None:
+    """Adds a note when a peer's container (`attrs`) differs from the agent's."""
+    seen = settings(attrs)
+    differing = [d for d in differences(reference, seen) if not d.startswith(ignore)]
+    if differing:
+        notes.append(f"{label} differs: {'; '.join(differing)}")

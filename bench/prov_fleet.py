@@ -39,11 +39,11 @@ from harness import (
     engine,
     ensure_tiny_image,
     host_memory_bytes,
+    measure_rounds,
     new_realm,
     poll_until_healthy,
     progress,
     realm_cleanup,
-    rotated,
     seconds,
     summary_row,
     table,
@@ -58,7 +58,7 @@ from peers import (
     agent_nofile,
     compose_document,
     compose_service,
-    differences,
+    note_differences,
     ozwald_service_yaml,
     settings,
 )
@@ -280,7 +280,9 @@ def admission_point(
         lines.extend(f"    {r.realm}:{r.name}: {r.message}" for r in refusals)
     time.sleep(1.5)  # a few reconcile passes: anything admitted would be starting by now
     ours = engine().containers.list(
-        all=True, filters={"label": [f"ozwald.realm={realm}", "ozwald.managed=true"]}
+        ignore_removed=True,
+        all=True,
+        filters={"label": [f"ozwald.realm={realm}", "ozwald.managed=true"]},
     )
     lines.append(f"  ozwald: {len(ours)} container(s) created after the refusal")
     if compose_argv is None:
@@ -289,7 +291,8 @@ def admission_point(
     try:
         time.sleep(1.0)
         listed = engine().containers.list(
-            filters={"label": [f"ozwald.realm={realm}", f"{BENCH_LABEL}=admission"]}
+            ignore_removed=True,
+            filters={"label": [f"ozwald.realm={realm}", f"{BENCH_LABEL}=admission"]},
         )
         running = sum(1 for c in listed if c.status == "running")
         hog_container = next(c for c in listed if c.name and c.name.endswith(f"-{HOG}"))
@@ -395,25 +398,19 @@ def measure(
     contenders: list[Contender],
     warmup: int,
     rounds: int,
-    reference: dict[str, object],
+    expected: dict[str, object],
     notes: list[str],
 ) -> dict[str, list[Cycle]]:
-    cycles: dict[str, list[Cycle]] = {c.label: [] for c in contenders}
-    for turn in range(warmup + rounds):
-        measured = turn >= warmup
-        for contender in rotated(contenders, turn):
-            up, steps = contender.up()
-            if turn == 0:
-                seen = settings(engine().api.inspect_container(contender.first_container()))
-                differing = differences(reference, seen)
-                if differing:
-                    notes.append(f"{contender.label} differs: {'; '.join(differing)}")
-            down = contender.down()
-            if measured:
-                cycles[contender.label].append(Cycle(up, down, steps))
-            which = f"run {turn - warmup + 1}" if measured else f"warm-up {turn + 1}"
-            progress(f"{which}: {contender.label} up {up:.2f} s, down {down:.2f} s")
-    return cycles
+    def cycle(contender: Contender, first: bool) -> Cycle:
+        up, steps = contender.up()
+        if first:
+            attrs = engine().api.inspect_container(contender.first_container())
+            note_differences(expected, attrs, contender.label, notes)
+        return Cycle(up, contender.down(), steps)
+
+    return measure_rounds(
+        contenders, warmup, rounds, cycle, lambda c: f"up {c.up:.2f} s, down {c.down:.2f} s"
+    )
 
 
 def report(

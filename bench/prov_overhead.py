@@ -41,11 +41,11 @@ from harness import (
     container_ip,
     engine,
     ensure_tiny_image,
+    measure_rounds,
     new_realm,
     poll_until_healthy,
     progress,
     realm_cleanup,
-    rotated,
     seconds,
     summary_row,
     table,
@@ -60,7 +60,7 @@ from peers import (
     agent_nofile,
     compose_document,
     compose_service,
-    differences,
+    note_differences,
     ozwald_service_yaml,
     raw_create_kwargs,
     settings,
@@ -341,35 +341,22 @@ def main() -> int:
             contenders.append(
                 Compose(shape, realm, network, args.interval, workdir=workdir, compose=compose)
             )
-        runs = measure(contenders, args.warmup, args.runs, settings(reference), notes)
+        expected = settings(reference)
+
+        def cycle(contender: Contender, first: bool) -> Run:
+            run = contender.up()
+            if first:
+                attrs = engine().api.inspect_container(contender.container)
+                note_differences(expected, attrs, contender.label, notes)
+            contender.down()
+            return run
+
+        runs = measure_rounds(
+            contenders, args.warmup, args.runs, cycle, lambda run: f"{run.total:.3f} s"
+        )
 
     report(runs, contenders, args, notes)
     return 0
-
-
-def measure(
-    contenders: list[Contender],
-    warmup: int,
-    rounds: int,
-    reference: dict[str, object],
-    notes: list[str],
-) -> dict[str, list[Run]]:
-    runs: dict[str, list[Run]] = {c.label: [] for c in contenders}
-    for turn in range(warmup + rounds):
-        measured = turn >= warmup
-        for contender in rotated(contenders, turn):
-            run = contender.up()
-            if turn == 0:
-                seen = settings(engine().api.inspect_container(contender.container))
-                differing = differences(reference, seen)
-                if differing:
-                    notes.append(f"{contender.label} differs: {'; '.join(differing)}")
-            contender.down()
-            if measured:
-                runs[contender.label].append(run)
-            which = f"run {turn - warmup + 1}" if measured else f"warm-up {turn + 1}"
-            progress(f"{which}: {contender.label} {run.total:.3f} s")
-    return runs
 
 
 def report(

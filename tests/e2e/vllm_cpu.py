@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -13,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VLLM_CPU_IMAGE = "ozwald/vllm-cpu:local"
 QUICKSTART_CONFIG = ROOT / "examples" / "quickstart" / "ozwald.yml"
 QUICKSTART_MODELS = ROOT / "examples" / "quickstart" / "models"
+CATALOGUE_CONFIG = ROOT / "examples" / "vllm" / "ozwald.yml"
 
 
 def build_vllm_cpu_image() -> None:
@@ -34,19 +34,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def quickstart_config(directory: Path, realm: str, port: int, **service_fields: Any) -> Path:
-    """The quickstart example as it ships, moved to `realm` and portal `port`.
+def relocated_example(
+    example: Path, directory: Path, realm: str, portal_ports: dict[str, int]
+) -> Path:
+    """An example's ozwald.yml as it ships, moved to `realm` and written into `directory`.
 
-    The example is read, not copied by hand, so these tests run what users run; only
-    the realm, the portal's port and the models path (absolute, since the file moves)
-    change, plus any extra fields for the service.
+    The example is read, not copied by hand, so these tests run what users run; only the
+    realm, the portals' host ports and the `models` volume's source (absolute, since the
+    file moves) change. Relative paths (env files) now resolve in `directory`.
     """
-    document = yaml.safe_load(QUICKSTART_CONFIG.read_text())
+    document = yaml.safe_load(example.read_text())
     (realm_body,) = document["realms"].values()
-    realm_body["portals"]["embed-api"]["host_port"] = port
+    for portal, port in portal_ports.items():
+        realm_body["portals"][portal]["host_port"] = port
     realm_body["volumes"]["models"]["source"] = str(QUICKSTART_MODELS)
-    realm_body["services"]["embed"].update(service_fields)
     document["realms"] = {realm: realm_body}
     path = directory / f"{realm}.yml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+def quickstart_config(directory: Path, realm: str, port: int) -> Path:
+    """The quickstart example in `realm`, its portal on `port`."""
+    return relocated_example(QUICKSTART_CONFIG, directory, realm, {"embed-api": port})

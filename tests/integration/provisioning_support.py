@@ -41,7 +41,7 @@ def realm_cleanup(realm: str) -> Iterator[None]:
     finally:
         engine = docker.from_env()
         for container in engine.containers.list(
-            all=True, filters={"label": f"ozwald.realm={realm}"}
+            ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
         ):
             container.remove(force=True)
         for network in engine.networks.list(filters={"label": f"ozwald.realm={realm}"}):
@@ -96,7 +96,9 @@ def all_in(state: int, *names: str) -> Callable[[dict[str, Status]], bool]:
 
 def container_id(realm: str, name: str) -> str:
     (container,) = docker.from_env().containers.list(
-        all=True, filters={"label": [f"ozwald.realm={realm}", f"ozwald.service={name}"]}
+        ignore_removed=True,
+        all=True,
+        filters={"label": [f"ozwald.realm={realm}", f"ozwald.service={name}"]},
     )
     return str(container.id)
 

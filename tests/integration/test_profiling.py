@@ -98,7 +98,9 @@ def ozwald(agent: RunningAgent, *args: str) -> subprocess.CompletedProcess[str]:
 def profiling_containers(realm: str) -> list[Any]:
     return list(
         docker.from_env().containers.list(
-            all=True, filters={"label": [PROFILING_LABEL, f"ozwald.realm={realm}"]}
+            ignore_removed=True,
+            all=True,
+            filters={"label": [PROFILING_LABEL, f"ozwald.realm={realm}"]},
         )
     )
 
@@ -218,7 +220,9 @@ def test_a_service_that_cannot_fit_is_refused_and_nothing_starts(
     assert "nothing was started" in refused.stderr
     assert "INSUFFICIENT_MEMORY" in refused.stderr or "memory" in refused.stderr
     assert (
-        docker.from_env().containers.list(all=True, filters={"label": f"ozwald.realm={realm}"})
+        docker.from_env().containers.list(
+            ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
+        )
         == []
     )
     assert profiling_networks(realm) == []

@@ -157,9 +157,13 @@ def test_a_service_left_out_of_the_set_is_stopped_and_removed(
     client.apply_services(specs(client, config, "web"))
     wait_for(client, realm, lambda seen: set(seen) == {"web"})
     engine = docker.from_env()
-    assert engine.containers.list(all=True, filters={"label": f"ozwald.realm={realm}"})
+    assert engine.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
+    )
     assert not engine.containers.list(
-        all=True, filters={"label": [f"ozwald.realm={realm}", "ozwald.service=client"]}
+        ignore_removed=True,
+        all=True,
+        filters={"label": [f"ozwald.realm={realm}", "ozwald.service=client"]},
     )
 
 
@@ -207,7 +211,7 @@ def test_a_health_check_that_never_passes_fails_the_service(
     seen = wait_for(client, realm, all_in(FAILED, "sick"))
     assert seen["sick"].reason.startswith("health check never passed: HTTP 404")
     assert not docker.from_env().containers.list(
-        all=True, filters={"label": f"ozwald.realm={realm}"}
+        ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
     )
 
 
@@ -282,7 +286,7 @@ def test_refusals_change_nothing_and_explain_themselves(
     assert "resources.memory" in memory.remedy
     assert statuses(client, realm) == {}
     assert not docker.from_env().containers.list(
-        all=True, filters={"label": f"ozwald.realm={realm}"}
+        ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
     )
 
 
@@ -461,7 +465,7 @@ def test_an_agent_killed_mid_apply_converges_after_restart_without_duplicates(
     with AgentClient(restarted.target, timeout=30) as again:
         wait_for(again, realm, all_in(READY, "web", "client"))
     containers = docker.from_env().containers.list(
-        all=True, filters={"label": f"ozwald.realm={realm}"}
+        ignore_removed=True, all=True, filters={"label": f"ozwald.realm={realm}"}
     )
     assert sorted(c.labels["ozwald.service"] for c in containers) == ["client", "web"]
 

@@ -83,7 +83,7 @@ def remove_everything_of(engine: docker.DockerClient, agent_ids: list[str]) -> N
         {"label": f"{lbl.AGENT}={agent_id}"} for agent_id in agent_ids
     ]
     for selector in selectors:
-        for container in engine.containers.list(all=True, filters=selector):
+        for container in engine.containers.list(ignore_removed=True, all=True, filters=selector):
             container.remove(force=True, v=True)
     for selector in selectors:
         for network in engine.networks.list(filters=selector):

@@ -217,7 +217,7 @@ def test_embed_on_nvidia_shares_a_gpu_and_reads_its_model_read_only() -> None:
     assert request["DeviceIDs"] == [d.uuid for d in devices(host("nvidia_h100_x1.json"))]
     assert built.create["image"] == "vllm/vllm-openai:v0.31.0"
     flags = _flags(built)
-    assert (flags["runner"], flags["max-model-len"], flags["dtype"]) == ("pooling", "512", "auto")
+    assert (flags["runner"], flags["max-model-len"], flags["dtype"]) == ("pooling", "256", "auto")
     assert built.wire["host_config"]["ShmSize"] == GIB
     assert not built.spec.env_files  # the key is opt-in for embed: embed[][api-key]
     _assert_hardened(built)
