@@ -25,10 +25,14 @@ from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.runtime.container_spec import RuntimeSettings
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.profiling_copies import ProfilingCopies
+from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
+from ozwald_agent.secrets.agent_vault import VAULT_SERVICE_NAME, AgentVault
 from ozwald_agent.servicer import AgentServicer, ProfileCollector
 from ozwald_agent.state.footprints import FootprintStore
 from ozwald_agent.state.store import AgentStore
+from ozwald_agent.state.webhook_deliveries import WebhookDeliveryStore
 from ozwald_agent.unix_socket import prepare_socket_path
+from ozwald_agent.webhooks.dispatcher import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +65,10 @@ class DaemonConfig:
     state_dir: Path
     socket_gid: int | None = None
     tcp: TlsListener | None = None
+    # Vault (docs/secrets.md): a file holding the passphrase that unlocks it at start,
+    # and the tmpfs directory where containers' secret files are placed.
+    vault_passphrase_file: Path | None = None
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
 
 
 class AgentDaemon:
@@ -71,6 +79,9 @@ class AgentDaemon:
         self._collect_profile = collect_profile
         self._store: AgentStore | None = None
         self._footprints: FootprintStore | None = None
+        self._vault: AgentVault | None = None
+        self._webhook_deliveries: WebhookDeliveryStore | None = None
+        self._webhooks: WebhookDispatcher | None = None
         self._provisioner: Provisioner | None = None
         self._servicer: AgentServicer | None = None
         self._health = health.HealthServicer(experimental_non_blocking=True)
@@ -95,13 +106,18 @@ class AgentDaemon:
             # Only the holder of the state directory's lock may open its database.
             self._store = AgentStore(cfg.state_dir / "agent.db")
             self._footprints = FootprintStore(cfg.state_dir / "agent.db")
+            self._webhook_deliveries = WebhookDeliveryStore(cfg.state_dir / "agent.db")
+            self._webhooks = WebhookDispatcher(self._webhook_deliveries)
             runtime = DockerRuntime(RuntimeSettings(agent_id=self._store.agent_id()))
+            self._vault = AgentVault.open(cfg, runtime)
             self._provisioner = Provisioner(
                 self._store,
-                runtime,
+                self._vault.runtime,
                 AdmissionFacts(runtime.host_facts),
                 self._collect_profile,
                 footprints=self._footprints,
+                webhooks=self._webhooks,
+                secrets=self._vault.gate,
             )
             profiler = Profiler(
                 self._provisioner,
@@ -120,6 +136,7 @@ class AgentDaemon:
                 self._provisioner,
                 profiler=profiler,
                 footprints=self._footprints,
+                webhook_deliveries=self._webhook_deliveries,
             )
             self._server = self._build_server(self._servicer)
             self._server.start()
@@ -132,6 +149,9 @@ class AgentDaemon:
                 self._store.close()
             if self._footprints is not None:
                 self._footprints.close()
+            if self._vault is not None:
+                self._vault.close()
+            self._close_webhooks()
             self._release_locks()
             _remove_if_empty(created)
             raise
@@ -162,9 +182,19 @@ class AgentDaemon:
             self._store.close()
         if self._footprints is not None:
             self._footprints.close()
+        if self._vault is not None:
+            self._vault.close()
+        self._close_webhooks()
         self._config.socket_path.unlink(missing_ok=True)
         self._release_locks()
         logger.info("agent stopped")
+
+    def _close_webhooks(self) -> None:
+        # Pending retries are dropped (docs/webhooks.md); the log closes after them.
+        if self._webhooks is not None:
+            self._webhooks.stop()
+        if self._webhook_deliveries is not None:
+            self._webhook_deliveries.close()
 
     def _lock(self, path: Path, what: str, owned: Path) -> None:
         lock = ExclusiveLock(path)
@@ -188,6 +218,8 @@ class AgentDaemon:
             options=[("grpc.so_reuseport", 0)],
         )
         agent_service_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
+        if self._vault is not None:
+            self._vault.add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", AGENT_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -195,6 +227,7 @@ class AgentDaemon:
             (
                 AGENT_SERVICE_NAME,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                VAULT_SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
             server,

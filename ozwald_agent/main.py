@@ -2,8 +2,9 @@
 
 Exit codes: 0 stopped cleanly (SIGTERM/SIGINT), 1 unexpected failure, 2 bad usage,
 3 another agent already owns the socket or state directory, 4 a listener could not
-be opened, 5 a hardware snapshot could not be read or written, 10 the --config file is
-invalid, 11 admission refused its persistent services (nothing was started).
+be opened, 5 a hardware snapshot could not be read or written, 6 the vault passphrase
+file could not be read or does not open the vault, 10 the --config file is invalid,
+11 admission refused its persistent services (nothing was started).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from ozwald_agent.hardware.profile import collect_host_profile
 from ozwald_agent.hardware.snapshot import load_snapshot, record_snapshot
 from ozwald_agent.persistent_services import persistent_specs
 from ozwald_agent.provisioning.provisioner import AdmissionRefusedError
+from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
+from ozwald_agent.secrets.agent_vault import VaultUnlockError
 from ozwald_agent.servicer import ProfileCollector
 from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
 from ozwald_sdk.errors import ConfigInvalidError
@@ -42,6 +45,7 @@ EXIT_USAGE = 2
 EXIT_IN_USE = 3
 EXIT_LISTEN = 4
 EXIT_SNAPSHOT = 5
+EXIT_VAULT = 6
 EXIT_CONFIG_INVALID = 10
 EXIT_PERSISTENT_REFUSED = 11
 
@@ -88,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="ozwald.yml whose persistent services start with the agent (and stay running "
         "whatever update_services does)",
+    )
+    parser.add_argument(
+        "--vault-passphrase-file",
+        type=Path,
+        metavar="FILE",
+        help="unlock the vault at start with the passphrase in FILE (one line; keep it 0400); "
+        "without it the vault stays locked until `ozwald secrets unlock`",
+    )
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=DEFAULT_SECRETS_DIR,
+        help="tmpfs directory for containers' secret files (default: %(default)s; mounted "
+        "as a private tmpfs when it is not one and the agent is root)",
     )
     parser.add_argument(
         "--hardware-snapshot",
@@ -170,6 +188,8 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         tcp=TlsListener(args.listen, args.tls_cert, args.tls_key, args.tls_client_ca)
         if args.listen
         else None,
+        vault_passphrase_file=args.vault_passphrase_file,
+        secrets_dir=args.secrets_dir.absolute(),
     )
     collect = functools.partial(collect_host_profile, config.state_dir, sources=sources)
     daemon = AgentDaemon(config, collect)
@@ -193,6 +213,8 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         )
     except NotASocketError as e:
         return _fail(EXIT_IN_USE, str(e), "move that file away or choose another --socket")
+    except VaultUnlockError as e:
+        return _fail(EXIT_VAULT, e.message, e.remedy)
     except (ListenError, PermissionError) as e:
         return _fail(EXIT_LISTEN, str(e), "check the address and that this user may create it")
     if args.config is not None:

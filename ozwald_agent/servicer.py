@@ -15,6 +15,8 @@ from ozwald_agent.profiling.rpcs import ProfilingRpcs
 from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.provisioning.rpcs import ProvisioningRpcs
 from ozwald_agent.state.footprints import FootprintStore
+from ozwald_agent.state.webhook_deliveries import WebhookDeliveryStore
+from ozwald_agent.webhooks.rpcs import WebhookRpcs
 from ozwald_sdk import rpc_status
 
 logger = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ MAX_WATCH_INTERVAL_S = 3600.0
 ProfileCollector = Callable[[], host_profile_pb2.HostProfile]
 
 
-class AgentServicer(ProvisioningRpcs, ProfilingRpcs, agent_service_pb2_grpc.AgentServiceServicer):
+class AgentServicer(
+    ProvisioningRpcs, ProfilingRpcs, WebhookRpcs, agent_service_pb2_grpc.AgentServiceServicer
+):
     """Serves host facts, provisioning and profiling; `shut_down()` ends every open watch
     and cancels every profiling run at once."""
 
@@ -37,8 +41,10 @@ class AgentServicer(ProvisioningRpcs, ProfilingRpcs, agent_service_pb2_grpc.Agen
         *,
         profiler: Profiler | None = None,
         footprints: FootprintStore | None = None,
+        webhook_deliveries: WebhookDeliveryStore | None = None,
     ) -> None:
         self._collect_profile = collect_profile
+        self._webhook_deliveries = webhook_deliveries
         self._provisioner = provisioner
         self._profiler = profiler
         self._footprints = footprints

@@ -25,7 +25,13 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import grpc
-from ozwald.agent.v1 import footprint_pb2, plan_pb2, service_scope_pb2, service_status_pb2
+from ozwald.agent.v1 import (
+    footprint_pb2,
+    plan_pb2,
+    service_scope_pb2,
+    service_status_pb2,
+    webhook_delivery_pb2,
+)
 from ozwald.agent.v1.agent_service_pb2 import (
     ApplyServicesRequest,
     ApplyServicesResponse,
@@ -34,6 +40,7 @@ from ozwald.agent.v1.agent_service_pb2 import (
     ListFootprintsRequest,
     ListServicesRequest,
     ListServicesResponse,
+    ListWebhookDeliveriesRequest,
     PlanServicesRequest,
     ProfileServicesRequest,
     ProfileServicesResponse,
@@ -400,6 +407,21 @@ class AgentClient(_AgentClientBase):
             timeout,
         )
 
+    def list_webhook_deliveries(
+        self, *, realm: str = "", service: str = "", limit: int = 0, timeout: float | None = None
+    ) -> list[webhook_delivery_pb2.WebhookDelivery]:
+        """The recorded webhook delivery attempts (of `realm` / `service` when given),
+        newest first; `limit` 0 lets the agent choose (50)."""
+        request = ListWebhookDeliveriesRequest(realm=realm, service=service, limit=limit)
+        return self._call(
+            lambda left: list(
+                self._rpc.list_webhook_deliveries(
+                    request, timeout=left, metadata=self._metadata
+                ).deliveries
+            ),
+            timeout,
+        )
+
     def _call(self, attempt: Callable[[float], T], timeout: float | None) -> T:
         def checked(seconds_left: float) -> T:
             self.target.check_socket()
@@ -610,6 +632,19 @@ class AsyncAgentClient(_AgentClientBase):
                 request, timeout=left, metadata=self._metadata
             )
             return list(response.forgotten)
+
+        return await self._call(attempt, timeout)
+
+    async def list_webhook_deliveries(
+        self, *, realm: str = "", service: str = "", limit: int = 0, timeout: float | None = None
+    ) -> list[webhook_delivery_pb2.WebhookDelivery]:
+        request = ListWebhookDeliveriesRequest(realm=realm, service=service, limit=limit)
+
+        async def attempt(left: float) -> list[webhook_delivery_pb2.WebhookDelivery]:
+            response = await self._rpc.list_webhook_deliveries(
+                request, timeout=left, metadata=self._metadata
+            )
+            return list(response.deliveries)
 
         return await self._call(attempt, timeout)
 

@@ -24,7 +24,12 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     12   SERVICE_FAILED: a service failed to start or become healthy
     13   SERVICE_NOT_FOUND: the agent knows no such service
     14   CONTAINER_RUNTIME_UNAVAILABLE: the agent cannot use its container engine
-    15-19  reserved
+    15   WEBHOOK_VETOED: a pre-provision or pre-deprovision webhook refused the change;
+         nothing changed (the hook's name and reason are on the error)
+    16   VAULT_LOCKED: the agent's vault is locked (or absent), or the passphrase given
+         does not open it; nothing was read or changed
+    17   SECRET_NOT_FOUND: the vault holds no such locker or secret
+    18-19  reserved
     130  INTERRUPTED: Ctrl-C
 """
 
@@ -42,8 +47,12 @@ from ozwald.common.v1.error_reason_pb2 import (
     ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE,
     ERROR_REASON_HOST_PROFILE_FAILED,
     ERROR_REASON_INVALID_ARGUMENT,
+    ERROR_REASON_SECRET_NOT_FOUND,
     ERROR_REASON_SERVICE_NOT_FOUND,
     ERROR_REASON_SHUTTING_DOWN,
+    ERROR_REASON_VAULT_LOCKED,
+    ERROR_REASON_VAULT_PASSPHRASE_WRONG,
+    ERROR_REASON_WEBHOOK_VETOED,
 )
 
 from ozwald_sdk.metadata import ERROR_DOMAIN, REMEDY_KEY, STATUS_DETAILS_KEY, reason_name
@@ -70,6 +79,9 @@ class ExitCode(enum.IntEnum):
     SERVICE_FAILED = 12
     SERVICE_NOT_FOUND = 13
     CONTAINER_RUNTIME_UNAVAILABLE = 14
+    WEBHOOK_VETOED = 15
+    VAULT_LOCKED = 16
+    SECRET_NOT_FOUND = 17
     INTERRUPTED = 130
 
 
@@ -217,6 +229,50 @@ class ContainerRuntimeUnavailableError(OzwaldError):
     exit_code = ExitCode.CONTAINER_RUNTIME_UNAVAILABLE
 
 
+class WebhookVetoedError(OzwaldError):
+    """A pre-event webhook refused an apply or a stop (FAILED_PRECONDITION, WEBHOOK_VETOED);
+    nothing changed. `hook`, `service`, `event` and `hook_reason` say who refused what and
+    why (the hook's answer, bounded and sanitised by the agent)."""
+
+    exit_code = ExitCode.WEBHOOK_VETOED
+
+    @property
+    def hook(self) -> str:
+        return self.metadata.get("hook", "")
+
+    @property
+    def service(self) -> str:
+        return self.metadata.get("service", "")
+
+    @property
+    def event(self) -> str:
+        return self.metadata.get("event", "")
+
+    @property
+    def hook_reason(self) -> str:
+        return self.metadata.get("hook_reason", "")
+
+
+class VaultLockedError(OzwaldError):
+    """The agent's vault is locked or was never created (FAILED_PRECONDITION, VAULT_LOCKED)."""
+
+    exit_code = ExitCode.VAULT_LOCKED
+
+
+class VaultPassphraseWrongError(VaultLockedError):
+    """The passphrase does not open the vault (PERMISSION_DENIED, VAULT_PASSPHRASE_WRONG)."""
+
+
+class SecretNotFoundError(OzwaldError):
+    """No such locker or secret (NOT_FOUND, SECRET_NOT_FOUND); `locker` is realm/locker."""
+
+    exit_code = ExitCode.SECRET_NOT_FOUND
+
+    @property
+    def locker(self) -> str:
+        return self.metadata.get("locker", "")
+
+
 _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, reason_name(ERROR_REASON_INVALID_ARGUMENT)): (
         InvalidArgumentError
@@ -235,6 +291,16 @@ _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
         grpc.StatusCode.FAILED_PRECONDITION,
         reason_name(ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE),
     ): ContainerRuntimeUnavailableError,
+    (grpc.StatusCode.FAILED_PRECONDITION, reason_name(ERROR_REASON_WEBHOOK_VETOED)): (
+        WebhookVetoedError
+    ),
+    (grpc.StatusCode.FAILED_PRECONDITION, reason_name(ERROR_REASON_VAULT_LOCKED)): (
+        VaultLockedError
+    ),
+    (grpc.StatusCode.PERMISSION_DENIED, reason_name(ERROR_REASON_VAULT_PASSPHRASE_WRONG)): (
+        VaultPassphraseWrongError
+    ),
+    (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_SECRET_NOT_FOUND)): SecretNotFoundError,
 }
 
 _BY_CODE: Mapping[grpc.StatusCode, type[OzwaldError]] = {

@@ -12,6 +12,9 @@ no insignificant whitespace, and fields at their default value left out (proto3 
 presence for them). Leaving defaults out is also what keeps fingerprints stable when a
 new field is added to ServiceSpec: a spec that does not use it hashes as before. The
 version prefix names the form, so that changing it is a visible, deliberate step.
+
+Fields that say how the agent *talks about* a service rather than what it runs are left
+out of the form (today: `webhooks`), so changing them never restarts a service.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ _FORM = b"ozwald.fingerprint.v1\n"
 
 def canonical_form(spec: service_spec_pb2.ServiceSpec) -> bytes:
     """The bytes the fingerprint hashes (without the version prefix)."""
+    if spec.webhooks:
+        # Not what runs: changing them keeps the running container (module docstring).
+        trimmed = service_spec_pb2.ServiceSpec()
+        trimmed.CopyFrom(spec)
+        trimmed.ClearField("webhooks")
+        spec = trimmed
     document = json_format.MessageToDict(spec, preserving_proto_field_name=True)
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

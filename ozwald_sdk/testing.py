@@ -99,6 +99,9 @@ class HostProfileOnlyServicer(agent_service_pb2_grpc.AgentServiceServicer):
     def ForgetFootprints(self, request: Any, context: grpc.ServicerContext) -> Any:
         self._not_faked(context)
 
+    def ListWebhookDeliveries(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self._not_faked(context)
+
 
 class FakeAgent(HostProfileOnlyServicer):
     """Serves `profile`, or fails as scripted with `fail_next`.

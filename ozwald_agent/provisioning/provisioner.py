@@ -24,7 +24,11 @@ from ozwald_agent.provisioning.profiled_copy import CopyFootprints, profiled_cop
 from ozwald_agent.provisioning.reconciler import Reconciler
 from ozwald_agent.runtime.protocol import ContainerRuntime
 from ozwald_agent.runtime.streams import StoppableIterator
+from ozwald_agent.secrets.gate import SecretsGate
 from ozwald_agent.state.store import AgentStore, DesiredService
+from ozwald_agent.webhooks import gate
+from ozwald_agent.webhooks.dispatcher import WebhookDispatcher
+from ozwald_agent.webhooks.lifecycle import LifecycleEvents
 
 Scope: TypeAlias = service_scope_pb2.ServiceScope.ValueType
 DYNAMIC = service_scope_pb2.SERVICE_SCOPE_DYNAMIC
@@ -54,8 +58,13 @@ class Provisioner:
         facts: HostFacts,
         host_profile: Callable[[], host_profile_pb2.HostProfile],
         footprints: FootprintBook | None = None,
+        *,
+        webhooks: WebhookDispatcher | None = None,
+        secrets: SecretsGate | None = None,
     ) -> None:
         self._store = store
+        self._secrets = secrets
+        self._webhooks = webhooks
         self._runtime = runtime
         self._facts = facts
         self._host_profile = host_profile
@@ -65,7 +74,13 @@ class Provisioner:
         # (as a persistent service would) until its measurement ends.
         self._profiled: RunningService | None = None
         self.feed = EventFeed(store.last_sequence())
-        self.reconciler = Reconciler(store, runtime, self.feed, host_profile)
+        self.reconciler = Reconciler(
+            store,
+            runtime,
+            self.feed,
+            host_profile,
+            on_published=LifecycleEvents(webhooks) if webhooks is not None else None,
+        )
 
     def start(self) -> None:
         self.reconciler.start()
@@ -89,7 +104,12 @@ class Provisioner:
             admitted = self._plan(services, scope, self._store.desired())
             if not admitted.admitted:
                 raise AdmissionRefusedError(admitted)
+            if self._webhooks is not None and scope == DYNAMIC:
+                # Before anything is stored: a veto (WebhookVetoedError) changes nothing.
+                gate.check_apply(self._webhooks, admitted, *self._running_specs())
             generation = self._store.replace_desired(scope, _desired_from(admitted, scope))
+            if self._secrets is not None:
+                self._secrets.retire_unused(d.spec for d in self._store.desired())
         self.reconciler.wake()
         return admitted, sequence, generation
 
@@ -105,9 +125,23 @@ class Provisioner:
             else:
                 named = [k for k, d in desired.items() if d.scope == DYNAMIC]
             keys = stop_order({k: d.spec for k, d in desired.items()}, named)
+            if self._webhooks is not None:
+                gate.check_stop(self._webhooks, keys, *self._running_specs())
             self._store.remove_desired(keys)
+            if self._secrets is not None:
+                self._secrets.retire_unused(d.spec for d in self._store.desired())
         self.reconciler.wake()
         return [plan_pb2.ServiceRef(realm=r, name=n) for r, n in keys], sequence
+
+    def _running_specs(
+        self,
+    ) -> tuple[
+        dict[tuple[str, str], service_spec_pb2.ServiceSpec],
+        dict[tuple[str, str], service_status_pb2.InstanceStatus],
+    ]:
+        """What pre-event hooks are told: the desired specs and statuses stored now."""
+        specs = {d.key: d.spec for d in self._store.desired()}
+        return specs, {(s.realm, s.name): s for s in self._store.instances()}
 
     # Profiling ----------------------------------------------------------------------
 
@@ -170,6 +204,9 @@ class Provisioner:
         ]
         if self._profiled is not None:
             running.append(self._profiled)
+        if self._secrets is not None:
+            # Pins each locker's revision into the spec, so it is part of the fingerprint.
+            services = self._secrets.stamp(services)
         result = plan(
             [_as_plannable(s) for s in services],
             running,
@@ -181,6 +218,8 @@ class Provisioner:
             for action in result.actions:
                 if (action.realm, action.name) == (self._profiled.realm, self._profiled.name):
                     action.reason = "profiling copy: holds its resources until its measurement ends"
+        if self._secrets is not None:
+            self._secrets.refuse(result)
         return result
 
     # Observe ----------------------------------------------------------------------

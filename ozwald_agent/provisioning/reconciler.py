@@ -65,6 +65,9 @@ DEFAULT_PROBE_RETRIES = 3
 NEVER_READY = (S.INSTANCE_STATE_PENDING, S.INSTANCE_STATE_CREATING, S.INSTANCE_STATE_STARTING)
 RK = service_spec_pb2
 T = TypeVar("T")
+StatusListener = Callable[
+    [service_status_pb2.InstanceStatus, service_spec_pb2.ServiceSpec | None], None
+]
 
 
 class Reconciler:
@@ -77,8 +80,12 @@ class Reconciler:
         feed: EventFeed,
         host_profile: Callable[[], host_profile_pb2.HostProfile],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        on_published: StatusListener | None = None,
     ) -> None:
         self._store = store
+        # Told every published status (webhooks); must return at once.
+        self._on_published = on_published
         self._runtime = runtime
         self._feed = feed
         self._host_profile = host_profile
@@ -466,6 +473,9 @@ class Reconciler:
                 tracked.changed = False
                 event = self._store.record_status(tracked.status)
                 self._feed.published(event.sequence)
+                if self._on_published is not None:
+                    key = (tracked.status.realm, tracked.status.name)
+                    self._on_published(tracked.status, self._known_specs.get(key))
 
 
 def _stop_waves(

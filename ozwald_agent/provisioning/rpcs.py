@@ -17,6 +17,8 @@ from ozwald_agent.provisioning.provisioner import (
     ServiceNotFoundError,
 )
 from ozwald_agent.runtime.errors import ContainerRuntimeError, EngineUnavailableError
+from ozwald_agent.webhooks.dispatcher import WebhookVetoedError
+from ozwald_agent.webhooks.rpcs import webhook_vetoed
 from ozwald_sdk import rpc_status
 
 pb = agent_service_pb2
@@ -46,6 +48,8 @@ class ProvisioningRpcs:
             )
         except AdmissionRefusedError as e:
             admission_refused(context, e)
+        except WebhookVetoedError as e:
+            webhook_vetoed(context, e)
         except ContainerRuntimeError as e:
             runtime_unavailable(context, e)
         return pb.ApplyServicesResponse(
@@ -59,6 +63,8 @@ class ProvisioningRpcs:
             stopping, sequence = self._provisioner.stop_services(list(request.services))
         except ServiceNotFoundError as e:
             _not_found(context, e)
+        except WebhookVetoedError as e:
+            webhook_vetoed(context, e)
         return pb.StopServicesResponse(stopping=stopping, event_sequence=sequence)
 
     def ListServices(

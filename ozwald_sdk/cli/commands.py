@@ -15,8 +15,10 @@ from ozwald_sdk.cli import (
     list_configured,
     logs,
     profile,
+    secrets,
     status,
     update_services,
+    webhooks,
 )
 from ozwald_sdk.cli.command import Command
 
@@ -31,4 +33,6 @@ COMMANDS: tuple[Command, ...] = (
     down.COMMAND,
     profile.COMMAND,
     footprints.COMMAND,
+    secrets.COMMAND,
+    webhooks.COMMAND,
 )

@@ -25,6 +25,7 @@ from ozwald_sdk.config.effective import (
     EffectiveRestart,
     EffectiveService,
 )
+from ozwald_sdk.config.effective_webhook import EffectiveWebhook
 from ozwald_sdk.config.interpolate import (
     BUILTIN_PREFIX,
     BUILTIN_VARIABLES,
@@ -176,6 +177,8 @@ class _Builder:
             "persistent": self.service.persistent,
             "portals": self._portals(connector_port),
             "openai": self._openai(merged.get("openai")),
+            "webhooks": self._webhooks(merged.get("webhooks") or ()),
+            "secret_lockers": self._secret_lockers(merged.get("secrets") or ()),
         }
         if self.problems:
             return Built(None, self.problems)
@@ -199,6 +202,45 @@ class _Builder:
             gpu_count=resources.gpus.count if resources.gpus is not None else 0,
         )
         return {**environment, **builtins}
+
+    def _secret_lockers(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        declared = self.realm.vault.lockers if self.realm.vault is not None else ()
+        out = []
+        for index, name in enumerate(dict.fromkeys(names)):
+            if name not in declared:
+                self.problem(
+                    ("secrets", index),
+                    f"no locker '{name}' is declared in the vault of realm '{self.realm_name}' "
+                    "(vault: {lockers: [...]})",
+                    suggestion=closest(name, declared),
+                )
+                continue
+            out.append(name)
+        return tuple(out)
+
+    def _webhooks(self, names: tuple[str, ...]) -> tuple[EffectiveWebhook, ...]:
+        out = []
+        for index, name in enumerate(dict.fromkeys(names)):
+            declared = self.realm.webhooks.get(name)
+            if declared is None:
+                self.problem(
+                    ("webhooks", index),
+                    f"no webhook '{name}' is declared in realm '{self.realm_name}'",
+                    suggestion=closest(name, self.realm.webhooks),
+                )
+                continue
+            out.append(
+                EffectiveWebhook(
+                    name=name,
+                    url=declared.url,
+                    events=declared.events,
+                    timeout=declared.timeout,
+                    retries=declared.retries,
+                    failure_policy=declared.failure_policy,
+                    signing_key_file=str(self._path(declared.signing_key_file)),
+                )
+            )
+        return tuple(out)
 
     def _openai(self, openai: Mapping[str, Any] | None) -> EffectiveOpenAi | None:
         if not openai:

@@ -19,6 +19,10 @@ from ozwald_sdk.config.model import Realm
 from ozwald_sdk.config.model_service import ServiceDefinition, ServiceFields
 from ozwald_sdk.config.problems import closest
 from ozwald_sdk.config.source import SourceMap
+from ozwald_sdk.config.webhook_checks import (
+    webhook_declaration_problems,
+    webhook_reference_problems,
+)
 
 
 @dataclass
@@ -37,6 +41,7 @@ class RealmView:
     incomplete: set[str] = field(default_factory=set)
     """Services kept without the fields that failed to validate: their references are
     checked, but their effective specs are not built (they would miss those fields)."""
+    webhook_names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -77,6 +82,9 @@ def check_references(views: list[RealmView], base_dir: Path, source: SourceMap) 
             if len(result.diagnostics) > before:
                 result.broken.add((view.name, name))
         result.diagnostics.extend(_portal_problems(view, source))
+        result.diagnostics.extend(
+            webhook_declaration_problems(view.name, view.realm, base_dir, source)
+        )
         result.diagnostics.extend(_cycles(view, source))
     result.diagnostics.extend(_host_port_clashes(views, source))
     return result
@@ -128,6 +136,7 @@ def _layer_problems(
             yield from _persistent_dependency(
                 view, name, dependency, (*path, "depends_on", i), source
             )
+    yield from webhook_reference_problems(view.name, fields, path, view.webhook_names, source)
     for i, env_file in enumerate(fields.env_files or ()):
         resolved = host_path(base_dir, env_file)
         if not resolved.is_file():

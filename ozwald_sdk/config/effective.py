@@ -13,6 +13,7 @@ from typing import Final, Literal
 from ozwald.common.v1.service_spec_pb2 import ServiceSpec
 from pydantic import BaseModel, ConfigDict
 
+from ozwald_sdk.config.effective_webhook import EffectiveWebhook
 from ozwald_sdk.config.model_service import RestartPolicy
 from ozwald_sdk.config.names import GpuVendorName, Variety
 from ozwald_sdk.config.service_spec import to_service_spec
@@ -133,6 +134,10 @@ class EffectiveService(_Resolved):
     portals: tuple[EffectivePortal, ...]
     openai: EffectiveOpenAi | None = None
     """None: the service declares no OpenAI API (profiling runs no warm-up)."""
+    webhooks: tuple[EffectiveWebhook, ...] = ()
+    """The realm's hooks the service subscribes to, in the order it names them."""
+    secret_lockers: tuple[str, ...] = ()
+    """Vault lockers delivered as files under /run/secrets/<locker>/ (names only)."""
 
     @property
     def selector(self) -> str:

@@ -98,7 +98,14 @@ def parse_config(text: str, path: Path | str) -> Config:
 def _views(model: OzwaldConfig | None, data: Any) -> list[RealmView]:
     if model is not None:
         return [
-            RealmView(name, realm, set(realm.services), set(realm.networks), set(realm.volumes))
+            RealmView(
+                name,
+                realm,
+                set(realm.services),
+                set(realm.networks),
+                set(realm.volumes),
+                webhook_names=set(realm.webhooks),
+            )
             for name, realm in model.realms.items()
         ]
     realms = data.get("realms") if isinstance(data, dict) else None
@@ -139,11 +146,13 @@ def _salvage(name: str, raw: dict[str, Any]) -> RealmView:
             volumes=parts["volumes"],
             portals=parts["portals"],
             services=parts["services"],
+            webhooks=parts["webhooks"],
         ),
         names["services"],
         names["networks"],
         names["volumes"],
         incomplete,
+        webhook_names=names["webhooks"],
     )
 
 

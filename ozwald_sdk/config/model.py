@@ -17,6 +17,7 @@ from ozwald_sdk.config.model_service import (
     ServiceDefinition,
     StrictModel,
 )
+from ozwald_sdk.config.model_webhook import WebhookDeclaration
 from ozwald_sdk.config.names import DEFAULT_VARIETY_PREFERENCE, Name, Variety
 from ozwald_sdk.config.problems import expected, refused
 from ozwald_sdk.config.units import PositiveSize
@@ -83,6 +84,13 @@ def _empty_if_null(value: Any) -> Any:
     return {} if value is None else value
 
 
+class VaultDeclaration(StrictModel):
+    """The lockers a realm's services may ask for; names only."""
+
+    lockers: tuple[Name, ...] = ()
+    """Locker names; each is a named set of secrets in the agent's vault."""
+
+
 class Realm(StrictModel):
     """A namespace of services, networks, volumes and portals."""
 
@@ -100,6 +108,11 @@ class Realm(StrictModel):
     """Host ports forwarding to services."""
     services: dict[Name, ServiceDefinition] = Field(default_factory=dict)
     """The services."""
+    webhooks: dict[Name, WebhookDeclaration] = Field(default_factory=dict)
+    """HTTP endpoints that receive signed lifecycle events of the services that name them."""
+    vault: VaultDeclaration | None = None
+    """The realm's vault: the lockers its services may name (values live in the agent's
+    vault, set with `ozwald secrets`, never in this file)."""
 
 
 def _distinct_varieties(preference: tuple[Variety, ...]) -> tuple[Variety, ...]:

@@ -262,6 +262,11 @@ class ServiceFields(StrictModel):
     """Container labels; keys starting with 'ozwald.' are reserved."""
     openai: OpenAi | None = None
     """The OpenAI-compatible API it answers: {api: embeddings | completions | chat, model}."""
+    webhooks: tuple[Name, ...] | None = None
+    """Webhooks of the realm (by name) that receive this service's lifecycle events."""
+    secrets: tuple[Name, ...] | None = None
+    """Lockers of the realm's vault whose secrets the container reads as files under
+    /run/secrets/<locker>/<name>; each must be declared in the realm's `vault.lockers`."""
 
 
 class ServiceOverride(ServiceFields):

@@ -79,6 +79,10 @@ def to_service_spec(service: EffectiveService) -> service_spec_pb2.ServiceSpec:
             for p in service.portals
         ],
         openai=_openai(service.openai),
+        webhooks=[hook.to_proto() for hook in service.webhooks],
+        secret_lockers=[
+            service_spec_pb2.SecretLockerRef(locker=name) for name in service.secret_lockers
+        ],
     )
 
 

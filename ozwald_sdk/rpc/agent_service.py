@@ -20,6 +20,8 @@ from ozwald.agent.v1.agent_service_pb2 import (
     ListFootprintsResponse,
     ListServicesRequest,
     ListServicesResponse,
+    ListWebhookDeliveriesRequest,
+    ListWebhookDeliveriesResponse,
     PlanServicesRequest,
     PlanServicesResponse,
     ProfileServicesRequest,
@@ -129,6 +131,13 @@ class AgentServiceRpc:
     ) -> ForgetFootprintsResponse:
         return self._unary(
             "ForgetFootprints", self._stub.ForgetFootprints, request, timeout, metadata
+        )
+
+    def list_webhook_deliveries(
+        self, request: ListWebhookDeliveriesRequest, *, timeout: float, metadata: Metadata
+    ) -> ListWebhookDeliveriesResponse:
+        return self._unary(
+            "ListWebhookDeliveries", self._stub.ListWebhookDeliveries, request, timeout, metadata
         )
 
     def _unary(
@@ -248,6 +257,14 @@ class AsyncAgentServiceRpc:
     ) -> ForgetFootprintsResponse:
         response: ForgetFootprintsResponse = await self._unary(
             "ForgetFootprints", self._stub.ForgetFootprints, request, timeout, metadata
+        )
+        return response
+
+    async def list_webhook_deliveries(
+        self, request: ListWebhookDeliveriesRequest, *, timeout: float, metadata: Metadata
+    ) -> ListWebhookDeliveriesResponse:
+        response: ListWebhookDeliveriesResponse = await self._unary(
+            "ListWebhookDeliveries", self._stub.ListWebhookDeliveries, request, timeout, metadata
         )
         return response
 

@@ -33,6 +33,7 @@ from ozwald.common.v1.service_spec_pb2 import ServiceSpec
 from ozwald_sdk import rpc_status
 from ozwald_sdk.fingerprint import fingerprint
 from tests.unit.cli.profiling_fake import ProfilingFake, ProfilingState
+from tests.unit.cli.webhooks_fake import WebhooksFake, WebhooksState
 
 Key = tuple[str, str]
 GIB = 1024**3
@@ -57,7 +58,7 @@ STARTS_FINE = (
 
 
 @dataclass
-class ProvisioningFake(ProfilingFake, AgentServiceServicer):
+class ProvisioningFake(ProfilingFake, WebhooksFake, AgentServiceServicer):
     profile: HostProfile
     scripts: dict[str, Sequence[Step]] = field(default_factory=dict)
     """Service name -> its life after an apply; STARTS_FINE when not given."""
@@ -73,6 +74,7 @@ class ProvisioningFake(ProfilingFake, AgentServiceServicer):
     events: list[S.ServiceEvent] = field(default_factory=list)
     running: dict[Key, tuple[ServiceSpec, str]] = field(default_factory=dict)
     profiling: ProfilingState = field(default_factory=ProfilingState)
+    webhooks: WebhooksState = field(default_factory=WebhooksState)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _players: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)

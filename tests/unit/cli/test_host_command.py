@@ -202,6 +202,9 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "SERVICE_FAILED": 12,
         "SERVICE_NOT_FOUND": 13,
         "CONTAINER_RUNTIME_UNAVAILABLE": 14,
+        "WEBHOOK_VETOED": 15,
+        "VAULT_LOCKED": 16,
+        "SECRET_NOT_FOUND": 17,
         "INTERRUPTED": 130,
     }
 

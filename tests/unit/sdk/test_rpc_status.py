@@ -58,8 +58,12 @@ def test_reason_on_the_wire_is_the_enum_name_without_prefix() -> None:
         "HOST_PROFILE_FAILED",
         "SHUTTING_DOWN",
         "ADMISSION_REFUSED",
+        "WEBHOOK_VETOED",
         "SERVICE_NOT_FOUND",
         "CONTAINER_RUNTIME_UNAVAILABLE",
+        "VAULT_LOCKED",
+        "VAULT_PASSPHRASE_WRONG",
+        "SECRET_NOT_FOUND",
     }
 
 

@@ -27,11 +27,12 @@ from ozwald.agent.v1 import footprint_pb2 as ozwald_dot_agent_dot_v1_dot_footpri
 from ozwald.agent.v1 import plan_pb2 as ozwald_dot_agent_dot_v1_dot_plan__pb2
 from ozwald.agent.v1 import service_scope_pb2 as ozwald_dot_agent_dot_v1_dot_service__scope__pb2
 from ozwald.agent.v1 import service_status_pb2 as ozwald_dot_agent_dot_v1_dot_service__status__pb2
+from ozwald.agent.v1 import webhook_delivery_pb2 as ozwald_dot_agent_dot_v1_dot_webhook__delivery__pb2
 from ozwald.common.v1 import host_profile_pb2 as ozwald_dot_common_dot_v1_dot_host__profile__pb2
 from ozwald.common.v1 import service_spec_pb2 as ozwald_dot_common_dot_v1_dot_service__spec__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/agent_service.proto\x12\x0fozwald.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fozwald/agent/v1/footprint.proto\x1a\x1aozwald/agent/v1/plan.proto\x1a#ozwald/agent/v1/service_scope.proto\x1a$ozwald/agent/v1/service_status.proto\x1a#ozwald/common/v1/host_profile.proto\x1a#ozwald/common/v1/service_spec.proto\"\x17\n\x15GetHostProfileRequest\"H\n\x16GetHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\"F\n\x17WatchHostProfileRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\x18WatchHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x13PlanServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\";\n\x14PlanServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\"u\n\x14\x41pplyServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\"h\n\x15\x41pplyServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\x12\x12\n\ngeneration\x18\x03 \x01(\x04\"D\n\x13StopServicesRequest\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\"]\n\x14StopServicesResponse\x12-\n\x08stopping\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"$\n\x13ListServicesRequest\x12\r\n\x05realm\x18\x01 \x01(\t\"b\n\x14ListServicesResponse\x12\x32\n\tinstances\x18\x01 \x03(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"=\n\x14WatchServicesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05realm\x18\x02 \x01(\t\"E\n\x15WatchServicesResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.ozwald.agent.v1.ServiceEvent\"l\n\x18StreamServiceLogsRequest\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x12\n\ntail_lines\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\")\n\x19StreamServiceLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\xe8\x01\n\x16ProfileServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12\x1c\n\x0fwarmup_requests\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x30\n\rready_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16warmup_request_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x12\n\x10_warmup_requests\"\x8f\x03\n\x17ProfileServicesResponse\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x0f\n\x07variety\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\r\x12,\n\x05phase\x18\x06 \x01(\x0e\x32\x1d.ozwald.agent.v1.ProfilePhase\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12*\n\x07\x65lapsed\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tfootprint\x18\t \x01(\x0b\x32\x1a.ozwald.agent.v1.Footprint\x12\x13\n\x0bwarmup_done\x18\n \x01(\r\x12\x14\n\x0cwarmup_total\x18\x0b \x01(\r\x12\x16\n\x0elast_log_lines\x18\x0c \x03(\t\x12*\n\x08refusals\x18\r \x03(\x0b\x32\x18.ozwald.agent.v1.Refusal\"7\n\x15ListFootprintsRequest\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\"H\n\x16ListFootprintsResponse\x12.\n\nfootprints\x18\x01 \x03(\x0b\x32\x1a.ozwald.agent.v1.Footprint\"}\n\x17\x46orgetFootprintsRequest\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x14\n\x07variety\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07profile\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\n\n\x08_varietyB\n\n\x08_profile\"I\n\x18\x46orgetFootprintsResponse\x12-\n\tforgotten\x18\x01 \x03(\x0b\x32\x1a.ozwald.agent.v1.Footprint*\xf7\x01\n\x0cProfilePhase\x12\x1d\n\x19PROFILE_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROFILE_PHASE_ADMITTING\x10\x01\x12\x1a\n\x16PROFILE_PHASE_STARTING\x10\x02\x12#\n\x1fPROFILE_PHASE_WAITING_FOR_READY\x10\x03\x12\x1c\n\x18PROFILE_PHASE_WARMING_UP\x10\x04\x12\x1a\n\x16PROFILE_PHASE_STOPPING\x10\x05\x12\x16\n\x12PROFILE_PHASE_DONE\x10\x06\x12\x18\n\x14PROFILE_PHASE_FAILED\x10\x07\x32\x8b\t\n\x0c\x41gentService\x12\x66\n\x0eGetHostProfile\x12&.ozwald.agent.v1.GetHostProfileRequest\x1a\'.ozwald.agent.v1.GetHostProfileResponse\"\x03\x90\x02\x01\x12n\n\x10WatchHostProfile\x12(.ozwald.agent.v1.WatchHostProfileRequest\x1a).ozwald.agent.v1.WatchHostProfileResponse\"\x03\x90\x02\x01\x30\x01\x12`\n\x0cPlanServices\x12$.ozwald.agent.v1.PlanServicesRequest\x1a%.ozwald.agent.v1.PlanServicesResponse\"\x03\x90\x02\x01\x12\x63\n\rApplyServices\x12%.ozwald.agent.v1.ApplyServicesRequest\x1a&.ozwald.agent.v1.ApplyServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cStopServices\x12$.ozwald.agent.v1.StopServicesRequest\x1a%.ozwald.agent.v1.StopServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cListServices\x12$.ozwald.agent.v1.ListServicesRequest\x1a%.ozwald.agent.v1.ListServicesResponse\"\x03\x90\x02\x01\x12\x65\n\rWatchServices\x12%.ozwald.agent.v1.WatchServicesRequest\x1a&.ozwald.agent.v1.WatchServicesResponse\"\x03\x90\x02\x01\x30\x01\x12q\n\x11StreamServiceLogs\x12).ozwald.agent.v1.StreamServiceLogsRequest\x1a*.ozwald.agent.v1.StreamServiceLogsResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0fProfileServices\x12\'.ozwald.agent.v1.ProfileServicesRequest\x1a(.ozwald.agent.v1.ProfileServicesResponse\"\x00\x30\x01\x12\x66\n\x0eListFootprints\x12&.ozwald.agent.v1.ListFootprintsRequest\x1a\'.ozwald.agent.v1.ListFootprintsResponse\"\x03\x90\x02\x01\x12l\n\x10\x46orgetFootprints\x12(.ozwald.agent.v1.ForgetFootprintsRequest\x1a).ozwald.agent.v1.ForgetFootprintsResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/agent_service.proto\x12\x0fozwald.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fozwald/agent/v1/footprint.proto\x1a\x1aozwald/agent/v1/plan.proto\x1a#ozwald/agent/v1/service_scope.proto\x1a$ozwald/agent/v1/service_status.proto\x1a&ozwald/agent/v1/webhook_delivery.proto\x1a#ozwald/common/v1/host_profile.proto\x1a#ozwald/common/v1/service_spec.proto\"\x17\n\x15GetHostProfileRequest\"H\n\x16GetHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\"F\n\x17WatchHostProfileRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\\\n\x18WatchHostProfileResponse\x12.\n\x07profile\x18\x01 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12\x10\n\x08sequence\x18\x02 \x01(\x04\"t\n\x13PlanServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\";\n\x14PlanServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\"u\n\x14\x41pplyServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12,\n\x05scope\x18\x02 \x01(\x0e\x32\x1d.ozwald.agent.v1.ServiceScope\"h\n\x15\x41pplyServicesResponse\x12#\n\x04plan\x18\x01 \x01(\x0b\x32\x15.ozwald.agent.v1.Plan\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\x12\x12\n\ngeneration\x18\x03 \x01(\x04\"D\n\x13StopServicesRequest\x12-\n\x08services\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\"]\n\x14StopServicesResponse\x12-\n\x08stopping\x18\x01 \x03(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"$\n\x13ListServicesRequest\x12\r\n\x05realm\x18\x01 \x01(\t\"b\n\x14ListServicesResponse\x12\x32\n\tinstances\x18\x01 \x03(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x16\n\x0e\x65vent_sequence\x18\x02 \x01(\x04\"=\n\x14WatchServicesRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\r\n\x05realm\x18\x02 \x01(\t\"E\n\x15WatchServicesResponse\x12,\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1d.ozwald.agent.v1.ServiceEvent\"l\n\x18StreamServiceLogsRequest\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x12\n\ntail_lines\x18\x02 \x01(\r\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\")\n\x19StreamServiceLogsResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\xe8\x01\n\x16ProfileServicesRequest\x12/\n\x08services\x18\x01 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12\x1c\n\x0fwarmup_requests\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x30\n\rready_timeout\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16warmup_request_timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationB\x12\n\x10_warmup_requests\"\x8f\x03\n\x17ProfileServicesResponse\x12,\n\x07service\x18\x01 \x01(\x0b\x32\x1b.ozwald.agent.v1.ServiceRef\x12\x0f\n\x07variety\x18\x02 \x01(\t\x12\x0f\n\x07profile\x18\x03 \x01(\t\x12\r\n\x05index\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\r\x12,\n\x05phase\x18\x06 \x01(\x0e\x32\x1d.ozwald.agent.v1.ProfilePhase\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12*\n\x07\x65lapsed\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\tfootprint\x18\t \x01(\x0b\x32\x1a.ozwald.agent.v1.Footprint\x12\x13\n\x0bwarmup_done\x18\n \x01(\r\x12\x14\n\x0cwarmup_total\x18\x0b \x01(\r\x12\x16\n\x0elast_log_lines\x18\x0c \x03(\t\x12*\n\x08refusals\x18\r \x03(\x0b\x32\x18.ozwald.agent.v1.Refusal\"7\n\x15ListFootprintsRequest\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\"H\n\x16ListFootprintsResponse\x12.\n\nfootprints\x18\x01 \x03(\x0b\x32\x1a.ozwald.agent.v1.Footprint\"}\n\x17\x46orgetFootprintsRequest\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x14\n\x07variety\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x07profile\x18\x04 \x01(\tH\x01\x88\x01\x01\x42\n\n\x08_varietyB\n\n\x08_profile\"I\n\x18\x46orgetFootprintsResponse\x12-\n\tforgotten\x18\x01 \x03(\x0b\x32\x1a.ozwald.agent.v1.Footprint\"M\n\x1cListWebhookDeliveriesRequest\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\"U\n\x1dListWebhookDeliveriesResponse\x12\x34\n\ndeliveries\x18\x01 \x03(\x0b\x32 .ozwald.agent.v1.WebhookDelivery*\xf7\x01\n\x0cProfilePhase\x12\x1d\n\x19PROFILE_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PROFILE_PHASE_ADMITTING\x10\x01\x12\x1a\n\x16PROFILE_PHASE_STARTING\x10\x02\x12#\n\x1fPROFILE_PHASE_WAITING_FOR_READY\x10\x03\x12\x1c\n\x18PROFILE_PHASE_WARMING_UP\x10\x04\x12\x1a\n\x16PROFILE_PHASE_STOPPING\x10\x05\x12\x16\n\x12PROFILE_PHASE_DONE\x10\x06\x12\x18\n\x14PROFILE_PHASE_FAILED\x10\x07\x32\x88\n\n\x0c\x41gentService\x12\x66\n\x0eGetHostProfile\x12&.ozwald.agent.v1.GetHostProfileRequest\x1a\'.ozwald.agent.v1.GetHostProfileResponse\"\x03\x90\x02\x01\x12n\n\x10WatchHostProfile\x12(.ozwald.agent.v1.WatchHostProfileRequest\x1a).ozwald.agent.v1.WatchHostProfileResponse\"\x03\x90\x02\x01\x30\x01\x12`\n\x0cPlanServices\x12$.ozwald.agent.v1.PlanServicesRequest\x1a%.ozwald.agent.v1.PlanServicesResponse\"\x03\x90\x02\x01\x12\x63\n\rApplyServices\x12%.ozwald.agent.v1.ApplyServicesRequest\x1a&.ozwald.agent.v1.ApplyServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cStopServices\x12$.ozwald.agent.v1.StopServicesRequest\x1a%.ozwald.agent.v1.StopServicesResponse\"\x03\x90\x02\x02\x12`\n\x0cListServices\x12$.ozwald.agent.v1.ListServicesRequest\x1a%.ozwald.agent.v1.ListServicesResponse\"\x03\x90\x02\x01\x12\x65\n\rWatchServices\x12%.ozwald.agent.v1.WatchServicesRequest\x1a&.ozwald.agent.v1.WatchServicesResponse\"\x03\x90\x02\x01\x30\x01\x12q\n\x11StreamServiceLogs\x12).ozwald.agent.v1.StreamServiceLogsRequest\x1a*.ozwald.agent.v1.StreamServiceLogsResponse\"\x03\x90\x02\x01\x30\x01\x12h\n\x0fProfileServices\x12\'.ozwald.agent.v1.ProfileServicesRequest\x1a(.ozwald.agent.v1.ProfileServicesResponse\"\x00\x30\x01\x12\x66\n\x0eListFootprints\x12&.ozwald.agent.v1.ListFootprintsRequest\x1a\'.ozwald.agent.v1.ListFootprintsResponse\"\x03\x90\x02\x01\x12l\n\x10\x46orgetFootprints\x12(.ozwald.agent.v1.ForgetFootprintsRequest\x1a).ozwald.agent.v1.ForgetFootprintsResponse\"\x03\x90\x02\x02\x12{\n\x15ListWebhookDeliveries\x12-.ozwald.agent.v1.ListWebhookDeliveriesRequest\x1a..ozwald.agent.v1.ListWebhookDeliveriesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,52 +59,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AGENTSERVICE'].methods_by_name['ListFootprints']._serialized_options = b'\220\002\001'
   _globals['_AGENTSERVICE'].methods_by_name['ForgetFootprints']._loaded_options = None
   _globals['_AGENTSERVICE'].methods_by_name['ForgetFootprints']._serialized_options = b'\220\002\002'
-  _globals['_PROFILEPHASE']._serialized_start=2528
-  _globals['_PROFILEPHASE']._serialized_end=2775
-  _globals['_GETHOSTPROFILEREQUEST']._serialized_start=298
-  _globals['_GETHOSTPROFILEREQUEST']._serialized_end=321
-  _globals['_GETHOSTPROFILERESPONSE']._serialized_start=323
-  _globals['_GETHOSTPROFILERESPONSE']._serialized_end=395
-  _globals['_WATCHHOSTPROFILEREQUEST']._serialized_start=397
-  _globals['_WATCHHOSTPROFILEREQUEST']._serialized_end=467
-  _globals['_WATCHHOSTPROFILERESPONSE']._serialized_start=469
-  _globals['_WATCHHOSTPROFILERESPONSE']._serialized_end=561
-  _globals['_PLANSERVICESREQUEST']._serialized_start=563
-  _globals['_PLANSERVICESREQUEST']._serialized_end=679
-  _globals['_PLANSERVICESRESPONSE']._serialized_start=681
-  _globals['_PLANSERVICESRESPONSE']._serialized_end=740
-  _globals['_APPLYSERVICESREQUEST']._serialized_start=742
-  _globals['_APPLYSERVICESREQUEST']._serialized_end=859
-  _globals['_APPLYSERVICESRESPONSE']._serialized_start=861
-  _globals['_APPLYSERVICESRESPONSE']._serialized_end=965
-  _globals['_STOPSERVICESREQUEST']._serialized_start=967
-  _globals['_STOPSERVICESREQUEST']._serialized_end=1035
-  _globals['_STOPSERVICESRESPONSE']._serialized_start=1037
-  _globals['_STOPSERVICESRESPONSE']._serialized_end=1130
-  _globals['_LISTSERVICESREQUEST']._serialized_start=1132
-  _globals['_LISTSERVICESREQUEST']._serialized_end=1168
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=1170
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=1268
-  _globals['_WATCHSERVICESREQUEST']._serialized_start=1270
-  _globals['_WATCHSERVICESREQUEST']._serialized_end=1331
-  _globals['_WATCHSERVICESRESPONSE']._serialized_start=1333
-  _globals['_WATCHSERVICESRESPONSE']._serialized_end=1402
-  _globals['_STREAMSERVICELOGSREQUEST']._serialized_start=1404
-  _globals['_STREAMSERVICELOGSREQUEST']._serialized_end=1512
-  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_start=1514
-  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_end=1555
-  _globals['_PROFILESERVICESREQUEST']._serialized_start=1558
-  _globals['_PROFILESERVICESREQUEST']._serialized_end=1790
-  _globals['_PROFILESERVICESRESPONSE']._serialized_start=1793
-  _globals['_PROFILESERVICESRESPONSE']._serialized_end=2192
-  _globals['_LISTFOOTPRINTSREQUEST']._serialized_start=2194
-  _globals['_LISTFOOTPRINTSREQUEST']._serialized_end=2249
-  _globals['_LISTFOOTPRINTSRESPONSE']._serialized_start=2251
-  _globals['_LISTFOOTPRINTSRESPONSE']._serialized_end=2323
-  _globals['_FORGETFOOTPRINTSREQUEST']._serialized_start=2325
-  _globals['_FORGETFOOTPRINTSREQUEST']._serialized_end=2450
-  _globals['_FORGETFOOTPRINTSRESPONSE']._serialized_start=2452
-  _globals['_FORGETFOOTPRINTSRESPONSE']._serialized_end=2525
-  _globals['_AGENTSERVICE']._serialized_start=2778
-  _globals['_AGENTSERVICE']._serialized_end=3941
+  _globals['_AGENTSERVICE'].methods_by_name['ListWebhookDeliveries']._loaded_options = None
+  _globals['_AGENTSERVICE'].methods_by_name['ListWebhookDeliveries']._serialized_options = b'\220\002\001'
+  _globals['_PROFILEPHASE']._serialized_start=2734
+  _globals['_PROFILEPHASE']._serialized_end=2981
+  _globals['_GETHOSTPROFILEREQUEST']._serialized_start=338
+  _globals['_GETHOSTPROFILEREQUEST']._serialized_end=361
+  _globals['_GETHOSTPROFILERESPONSE']._serialized_start=363
+  _globals['_GETHOSTPROFILERESPONSE']._serialized_end=435
+  _globals['_WATCHHOSTPROFILEREQUEST']._serialized_start=437
+  _globals['_WATCHHOSTPROFILEREQUEST']._serialized_end=507
+  _globals['_WATCHHOSTPROFILERESPONSE']._serialized_start=509
+  _globals['_WATCHHOSTPROFILERESPONSE']._serialized_end=601
+  _globals['_PLANSERVICESREQUEST']._serialized_start=603
+  _globals['_PLANSERVICESREQUEST']._serialized_end=719
+  _globals['_PLANSERVICESRESPONSE']._serialized_start=721
+  _globals['_PLANSERVICESRESPONSE']._serialized_end=780
+  _globals['_APPLYSERVICESREQUEST']._serialized_start=782
+  _globals['_APPLYSERVICESREQUEST']._serialized_end=899
+  _globals['_APPLYSERVICESRESPONSE']._serialized_start=901
+  _globals['_APPLYSERVICESRESPONSE']._serialized_end=1005
+  _globals['_STOPSERVICESREQUEST']._serialized_start=1007
+  _globals['_STOPSERVICESREQUEST']._serialized_end=1075
+  _globals['_STOPSERVICESRESPONSE']._serialized_start=1077
+  _globals['_STOPSERVICESRESPONSE']._serialized_end=1170
+  _globals['_LISTSERVICESREQUEST']._serialized_start=1172
+  _globals['_LISTSERVICESREQUEST']._serialized_end=1208
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=1210
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=1308
+  _globals['_WATCHSERVICESREQUEST']._serialized_start=1310
+  _globals['_WATCHSERVICESREQUEST']._serialized_end=1371
+  _globals['_WATCHSERVICESRESPONSE']._serialized_start=1373
+  _globals['_WATCHSERVICESRESPONSE']._serialized_end=1442
+  _globals['_STREAMSERVICELOGSREQUEST']._serialized_start=1444
+  _globals['_STREAMSERVICELOGSREQUEST']._serialized_end=1552
+  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_start=1554
+  _globals['_STREAMSERVICELOGSRESPONSE']._serialized_end=1595
+  _globals['_PROFILESERVICESREQUEST']._serialized_start=1598
+  _globals['_PROFILESERVICESREQUEST']._serialized_end=1830
+  _globals['_PROFILESERVICESRESPONSE']._serialized_start=1833
+  _globals['_PROFILESERVICESRESPONSE']._serialized_end=2232
+  _globals['_LISTFOOTPRINTSREQUEST']._serialized_start=2234
+  _globals['_LISTFOOTPRINTSREQUEST']._serialized_end=2289
+  _globals['_LISTFOOTPRINTSRESPONSE']._serialized_start=2291
+  _globals['_LISTFOOTPRINTSRESPONSE']._serialized_end=2363
+  _globals['_FORGETFOOTPRINTSREQUEST']._serialized_start=2365
+  _globals['_FORGETFOOTPRINTSREQUEST']._serialized_end=2490
+  _globals['_FORGETFOOTPRINTSRESPONSE']._serialized_start=2492
+  _globals['_FORGETFOOTPRINTSRESPONSE']._serialized_end=2565
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_start=2567
+  _globals['_LISTWEBHOOKDELIVERIESREQUEST']._serialized_end=2644
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_start=2646
+  _globals['_LISTWEBHOOKDELIVERIESRESPONSE']._serialized_end=2731
+  _globals['_AGENTSERVICE']._serialized_start=2984
+  _globals['_AGENTSERVICE']._serialized_end=4272
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ from ozwald.agent.v1 import footprint_pb2 as _footprint_pb2
 from ozwald.agent.v1 import plan_pb2 as _plan_pb2
 from ozwald.agent.v1 import service_scope_pb2 as _service_scope_pb2
 from ozwald.agent.v1 import service_status_pb2 as _service_status_pb2
+from ozwald.agent.v1 import webhook_delivery_pb2 as _webhook_delivery_pb2
 from ozwald.common.v1 import host_profile_pb2 as _host_profile_pb2
 from ozwald.common.v1 import service_spec_pb2 as _service_spec_pb2
 import builtins as _builtins
@@ -738,3 +739,59 @@ class ForgetFootprintsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ForgetFootprintsResponse: _TypeAlias = ForgetFootprintsResponse  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesRequest(_message.Message):
+    """ListWebhookDeliveriesRequest asks for recorded webhook delivery attempts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REALM_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    realm: _builtins.str
+    """Only this realm; empty means all."""
+    service: _builtins.str
+    """Only this service; empty means all."""
+    limit: _builtins.int
+    """At most this many, newest first; 0 means 50. The agent keeps the last
+    10,000.
+    """
+    def __init__(
+        self,
+        *,
+        realm: _builtins.str = ...,
+        service: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "realm", b"realm", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesRequest: _TypeAlias = ListWebhookDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesResponse(_message.Message):
+    """ListWebhookDeliveriesResponse carries the delivery attempts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[_webhook_delivery_pb2.WebhookDelivery]:
+        """Newest first."""
+
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[_webhook_delivery_pb2.WebhookDelivery] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesResponse: _TypeAlias = ListWebhookDeliveriesResponse  # noqa: Y015

@@ -91,6 +91,11 @@ class AgentServiceStub:
                 request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.SerializeToString,
                 response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.FromString,
                 _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/ozwald.agent.v1.AgentService/ListWebhookDeliveries',
+                request_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -201,6 +206,14 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWebhookDeliveries(self, request, context):
+        """ListWebhookDeliveries returns the most recent webhook delivery attempts
+        the agent recorded, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -258,6 +271,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ForgetFootprints,
                     request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.FromString,
                     response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -559,6 +577,33 @@ class AgentService:
             '/ozwald.agent.v1.AgentService/ForgetFootprints',
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsRequest.SerializeToString,
             ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ForgetFootprintsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.agent.v1.AgentService/ListWebhookDeliveries',
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            ozwald_dot_agent_dot_v1_dot_agent__service__pb2.ListWebhookDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -90,6 +90,10 @@ class AgentServiceStub:
     declared requirements again. Forgetting what is not stored is not an
     error.
     """
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_agent_service_pb2.ListWebhookDeliveriesRequest, _agent_service_pb2.ListWebhookDeliveriesResponse]
+    """ListWebhookDeliveries returns the most recent webhook delivery attempts
+    the agent recorded, newest first.
+    """
 
 @_typing.type_check_only
 class AgentServiceAsyncStub(AgentServiceStub):
@@ -152,6 +156,10 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """ForgetFootprints deletes stored footprints; admission then counts the
     declared requirements again. Forgetting what is not stored is not an
     error.
+    """
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_agent_service_pb2.ListWebhookDeliveriesRequest, _agent_service_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    """ListWebhookDeliveries returns the most recent webhook delivery attempts
+    the agent recorded, newest first.
     """
 
 class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -278,6 +286,16 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """ForgetFootprints deletes stored footprints; admission then counts the
         declared requirements again. Forgetting what is not stored is not an
         error.
+        """
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _agent_service_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_service_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_agent_service_pb2.ListWebhookDeliveriesResponse]]:
+        """ListWebhookDeliveries returns the most recent webhook delivery attempts
+        the agent recorded, newest first.
         """
 
 def add_AgentServiceServicer_to_server(servicer: AgentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

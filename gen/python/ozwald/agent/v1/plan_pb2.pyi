@@ -157,6 +157,14 @@ class _RefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal
     """depends_on names a service of the realm that will not run."""
     REFUSAL_REASON_DEPENDENCY_CYCLE: _RefusalReason.ValueType  # 19
     """depends_on forms a cycle; the message names it."""
+    REFUSAL_REASON_VAULT_LOCKED: _RefusalReason.ValueType  # 20
+    """The service needs vault lockers and the agent's vault is locked (or was
+    never created); unlock it first.
+    """
+    REFUSAL_REASON_LOCKER_MISSING: _RefusalReason.ValueType  # 21
+    """The service names a vault locker that does not exist in its realm's
+    vault; subject is the locker's name.
+    """
 
 class RefusalReason(_RefusalReason, metaclass=_RefusalReasonEnumTypeWrapper):
     """RefusalReason is a stable code for why admission refused a service.
@@ -220,6 +228,14 @@ REFUSAL_REASON_DEPENDENCY_MISSING: RefusalReason.ValueType  # 18
 """depends_on names a service of the realm that will not run."""
 REFUSAL_REASON_DEPENDENCY_CYCLE: RefusalReason.ValueType  # 19
 """depends_on forms a cycle; the message names it."""
+REFUSAL_REASON_VAULT_LOCKED: RefusalReason.ValueType  # 20
+"""The service needs vault lockers and the agent's vault is locked (or was
+never created); unlock it first.
+"""
+REFUSAL_REASON_LOCKER_MISSING: RefusalReason.ValueType  # 21
+"""The service names a vault locker that does not exist in its realm's
+vault; subject is the locker's name.
+"""
 Global___RefusalReason: _TypeAlias = RefusalReason  # noqa: Y015
 
 class _ResourceUnit:

@@ -47,6 +47,27 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The agent cannot reach its container engine, so it cannot plan or act.
     gRPC code FAILED_PRECONDITION; the message has the engine's own words.
     """
+    ERROR_REASON_WEBHOOK_VETOED: _ErrorReason.ValueType  # 7
+    """A pre-provision or pre-deprovision webhook said no (or could not answer
+    and is fail-closed), so nothing changed. gRPC code FAILED_PRECONDITION;
+    metadata["hook"] is the hook's name, metadata["service"] the service's
+    "realm:name", metadata["event"] the event, metadata["hook_reason"] what
+    the hook answered (bounded and sanitised).
+    """
+    ERROR_REASON_VAULT_LOCKED: _ErrorReason.ValueType  # 8
+    """The agent's vault is locked (or was never created), so it cannot read or
+    write secrets. gRPC code FAILED_PRECONDITION. Unlock it with
+    `ozwald secrets unlock` or start the agent with --vault-passphrase-file.
+    """
+    ERROR_REASON_VAULT_PASSPHRASE_WRONG: _ErrorReason.ValueType  # 9
+    """The vault passphrase given does not open the vault. gRPC code
+    PERMISSION_DENIED; nothing changed.
+    """
+    ERROR_REASON_SECRET_NOT_FOUND: _ErrorReason.ValueType  # 10
+    """A named locker, or a named secret in it, does not exist. gRPC code
+    NOT_FOUND; metadata["locker"] is "realm/locker", metadata["secret"] the
+    secret's name when one was named.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable codes Ozwald servers put in
@@ -81,5 +102,26 @@ metadata["service"] is its "realm:name".
 ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE: ErrorReason.ValueType  # 6
 """The agent cannot reach its container engine, so it cannot plan or act.
 gRPC code FAILED_PRECONDITION; the message has the engine's own words.
+"""
+ERROR_REASON_WEBHOOK_VETOED: ErrorReason.ValueType  # 7
+"""A pre-provision or pre-deprovision webhook said no (or could not answer
+and is fail-closed), so nothing changed. gRPC code FAILED_PRECONDITION;
+metadata["hook"] is the hook's name, metadata["service"] the service's
+"realm:name", metadata["event"] the event, metadata["hook_reason"] what
+the hook answered (bounded and sanitised).
+"""
+ERROR_REASON_VAULT_LOCKED: ErrorReason.ValueType  # 8
+"""The agent's vault is locked (or was never created), so it cannot read or
+write secrets. gRPC code FAILED_PRECONDITION. Unlock it with
+`ozwald secrets unlock` or start the agent with --vault-passphrase-file.
+"""
+ERROR_REASON_VAULT_PASSPHRASE_WRONG: ErrorReason.ValueType  # 9
+"""The vault passphrase given does not open the vault. gRPC code
+PERMISSION_DENIED; nothing changed.
+"""
+ERROR_REASON_SECRET_NOT_FOUND: ErrorReason.ValueType  # 10
+"""A named locker, or a named secret in it, does not exist. gRPC code
+NOT_FOUND; metadata["locker"] is "realm/locker", metadata["secret"] the
+secret's name when one was named.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

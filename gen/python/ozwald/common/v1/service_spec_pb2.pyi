@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ozwald.common.v1 import gpu_pb2 as _gpu_pb2
+from ozwald.common.v1 import webhook_pb2 as _webhook_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -179,6 +180,8 @@ class ServiceSpec(_message.Message):
     PERSISTENT_FIELD_NUMBER: _builtins.int
     PORTALS_FIELD_NUMBER: _builtins.int
     OPENAI_FIELD_NUMBER: _builtins.int
+    WEBHOOKS_FIELD_NUMBER: _builtins.int
+    SECRET_LOCKERS_FIELD_NUMBER: _builtins.int
     realm: _builtins.str
     """Realm (Ozwald's namespace) the service belongs to."""
     name: _builtins.str
@@ -258,6 +261,19 @@ class ServiceSpec(_message.Message):
         service is profiled without a warm-up.
         """
 
+    @_builtins.property
+    def webhooks(self) -> _containers.RepeatedCompositeFieldContainer[_webhook_pb2.Webhook]:
+        """Webhooks called for this service's lifecycle events. Not part of the
+        fingerprint: changing a service's hooks never restarts it.
+        """
+
+    @_builtins.property
+    def secret_lockers(self) -> _containers.RepeatedCompositeFieldContainer[Global___SecretLockerRef]:
+        """Vault lockers whose secrets the agent delivers to the container as files
+        under /run/secrets/<locker>/<name> (read-only, on tmpfs, mode 0400, owned
+        by the container's user). Names and revisions only, never values.
+        """
+
     def __init__(
         self,
         *,
@@ -281,14 +297,46 @@ class ServiceSpec(_message.Message):
         persistent: _builtins.bool = ...,
         portals: _abc.Iterable[Global___Portal] | None = ...,
         openai: Global___OpenAiEndpoint | None = ...,
+        webhooks: _abc.Iterable[_webhook_pb2.Webhook] | None = ...,
+        secret_lockers: _abc.Iterable[Global___SecretLockerRef] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["health_check", b"health_check", "openai", b"openai", "resources", b"resources", "restart_policy", b"restart_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "openai", b"openai", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "variety", b"variety", "volumes", b"volumes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "openai", b"openai", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "secret_lockers", b"secret_lockers", "variety", b"variety", "volumes", b"volumes", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ServiceSpec: _TypeAlias = ServiceSpec  # noqa: Y015
+
+@_typing.final
+class SecretLockerRef(_message.Message):
+    """SecretLockerRef names one vault locker of the service's realm."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCKER_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    locker: _builtins.str
+    """The locker's name, as declared in the realm's vault."""
+    revision: _builtins.int
+    """The locker revision delivered. Clients leave it 0; the agent sets the
+    locker's current revision at admission, so a changed secret changes the
+    service's fingerprint (and a re-apply restarts only the services that use
+    it), and a restart after a crash delivers the same revision as before.
+    """
+    def __init__(
+        self,
+        *,
+        locker: _builtins.str = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["locker", b"locker", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SecretLockerRef: _TypeAlias = SecretLockerRef  # noqa: Y015
 
 @_typing.final
 class OpenAiEndpoint(_message.Message):
