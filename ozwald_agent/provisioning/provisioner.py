@@ -26,6 +26,7 @@ from ozwald_agent.runtime.protocol import ContainerRuntime
 from ozwald_agent.runtime.streams import StoppableIterator
 from ozwald_agent.secrets.gate import SecretsGate
 from ozwald_agent.state.store import AgentStore, DesiredService
+from ozwald_agent.volumes.gate import VolumesGate
 from ozwald_agent.webhooks import gate
 from ozwald_agent.webhooks.dispatcher import WebhookDispatcher
 from ozwald_agent.webhooks.lifecycle import LifecycleEvents
@@ -61,9 +62,11 @@ class Provisioner:
         *,
         webhooks: WebhookDispatcher | None = None,
         secrets: SecretsGate | None = None,
+        volumes: VolumesGate | None = None,
     ) -> None:
         self._store = store
         self._secrets = secrets
+        self._volumes = volumes
         self._webhooks = webhooks
         self._runtime = runtime
         self._facts = facts
@@ -207,6 +210,9 @@ class Provisioner:
         if self._secrets is not None:
             # Pins each locker's revision into the spec, so it is part of the fingerprint.
             services = self._secrets.stamp(services)
+        if self._volumes is not None:
+            # Pins each volume's key revision and version into the spec (fingerprint).
+            services = self._volumes.stamp(services)
         result = plan(
             [_as_plannable(s) for s in services],
             running,
@@ -220,6 +226,8 @@ class Provisioner:
                     action.reason = "profiling copy: holds its resources until its measurement ends"
         if self._secrets is not None:
             self._secrets.refuse(result)
+        if self._volumes is not None:
+            self._volumes.refuse(result)
         return result
 
     # Observe ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import docker.errors
@@ -36,7 +36,11 @@ from ozwald_agent.runtime.container_spec import build_container_plan
 from ozwald_agent.runtime.docker_errors import engine_call
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.env_files import read_env_files
-from ozwald_agent.runtime.errors import ContainerNotFoundError, ImageNotPresentError
+from ozwald_agent.runtime.errors import (
+    ContainerNotFoundError,
+    ContainerRuntimeError,
+    ImageNotPresentError,
+)
 from ozwald_agent.runtime.exec import ExecResult
 from ozwald_agent.runtime.gpus import GpuAssignment, device_group_ids
 from ozwald_agent.runtime.volumes import ensure_volume
@@ -48,6 +52,16 @@ STOP_TIMEOUT_S = 10.0
 _ENDPOINT_API_VERSION = "1.41"
 
 
+class CopySecrets(Protocol):
+    """Delivers a copy's lockers as the service's own (SecretDeliveringRuntime fits)."""
+
+    def deliver_to(
+        self, spec: service_spec_pb2.ServiceSpec, container: str
+    ) -> service_spec_pb2.ServiceSpec: ...
+
+    def withdraw(self, container: str) -> None: ...
+
+
 def copy_name(run_id: str, prefix: str) -> str:
     return f"{prefix}-profile-{run_id}"
 
@@ -55,8 +69,9 @@ def copy_name(run_id: str, prefix: str) -> str:
 class ProfilingCopies:
     """Profiled copies on the engine `runtime` talks to. Thread-safe."""
 
-    def __init__(self, runtime: DockerRuntime) -> None:
+    def __init__(self, runtime: DockerRuntime, secrets: CopySecrets | None = None) -> None:
         self._runtime = runtime
+        self._secrets = secrets
 
     @property
     def agent_id(self) -> str:
@@ -79,6 +94,42 @@ class ProfilingCopies:
         group_ids: tuple[int, ...] = ()
         if gpus is not None and gpus.vendor == gpu_pb2.GPU_VENDOR_AMD:
             group_ids = device_group_ids(gpus.amd_device_paths, os.stat)
+        name = copy_name(run_id, settings.name_prefix)
+        if spec.secret_lockers:
+            if self._secrets is None:
+                raise ContainerRuntimeError(
+                    f"{spec.realm}:{spec.name} needs secrets and this agent delivers none "
+                    "to profiling copies"
+                )
+            # The same files (and endpoint token) the service gets, for the copy's name.
+            spec = self._secrets.deliver_to(spec, name)
+        try:
+            return self._create(
+                spec,
+                name,
+                run_id,
+                settings=settings,
+                fingerprint=fingerprint,
+                gpus=gpus,
+                group_ids=group_ids,
+            )
+        except BaseException:
+            if self._secrets is not None and spec.secret_lockers:
+                self._secrets.withdraw(name)
+            raise
+
+    def _create(
+        self,
+        spec: service_spec_pb2.ServiceSpec,
+        name: str,
+        run_id: str,
+        *,
+        settings: Any,
+        fingerprint: str,
+        gpus: GpuAssignment | None,
+        group_ids: tuple[int, ...],
+    ) -> ContainerInfo:
+        runtime = self._runtime
         plan = build_container_plan(
             spec,
             settings,
@@ -89,7 +140,6 @@ class ProfilingCopies:
         )
         if not runtime.host_facts.image_present(spec.image):
             raise ImageNotPresentError(spec.image)
-        name = copy_name(run_id, settings.name_prefix)
         labels = self._labels(spec, plan.create_kwargs["labels"], run_id)
         kwargs: dict[str, Any] = {
             **plan.create_kwargs,
@@ -206,6 +256,8 @@ class ProfilingCopies:
                 self._runtime.remove(name, force=True)
             except ContainerNotFoundError:
                 pass
+            if self._secrets is not None:
+                self._secrets.withdraw(name)
             logger.info("removed profiling copy %s", name, extra={"container": name})
         for network in networks:
             try:

@@ -101,11 +101,16 @@ class KeyWrapper(Protocol):
 
     `context` is bound to the wrapped key (AES-GCM associated data here, the
     EncryptionContext for AWS KMS), so a wrapped key moved to another locker or version
-    does not unwrap.
+    does not unwrap. Backends: `PassphraseKeyWrapper`, `KeyringKeyWrapper` (a random root
+    key held by the OS keyring) and `AwsKmsKeyWrapper` (`ozwald_agent/secrets/backends.py`).
     """
 
     @property
     def backend(self) -> str: ...
+
+    def generate(self, context: bytes) -> tuple[bytes, bytes]:
+        """A new data key: (plaintext, wrapped). KMS makes it (GenerateDataKey)."""
+        ...
 
     def wrap(self, data_key: bytes, context: bytes) -> bytes: ...
 
@@ -113,20 +118,30 @@ class KeyWrapper(Protocol):
         """DecryptionError when it does not authenticate."""
         ...
 
+    def rewrap(self, wrapped: bytes, context: bytes) -> bytes:
+        """The same data key wrapped under the backend's current key (KMS: ReEncrypt)."""
+        ...
 
-class PassphraseKeyWrapper:
-    """Data keys wrapped with AES-256-GCM under the scrypt-derived master key."""
+
+class AesKeyWrapper:
+    """Data keys wrapped with AES-256-GCM under a 256-bit master key held in memory."""
 
     _PURPOSE = "ozwald.vault.dek.v1"
+    _CHECK = b"ozwald.vault.check.v1"
 
-    def __init__(self, master_key: bytes) -> None:
+    def __init__(self, master_key: bytes, backend: str = "passphrase") -> None:
         if len(master_key) != KEY_BYTES:
             raise ValueError("the master key must be 32 bytes")
         self._key = master_key
+        self._backend = backend
 
     @property
     def backend(self) -> str:
-        return "passphrase"
+        return self._backend
+
+    def generate(self, context: bytes) -> tuple[bytes, bytes]:
+        key = new_data_key()
+        return key, self.wrap(key, context)
 
     def wrap(self, data_key: bytes, context: bytes) -> bytes:
         return seal(self._key, data_key, self._PURPOSE.encode() + b"\0" + context)
@@ -134,9 +149,26 @@ class PassphraseKeyWrapper:
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         return unseal(self._key, wrapped, self._PURPOSE.encode() + b"\0" + context)
 
+    def rewrap(self, wrapped: bytes, context: bytes) -> bytes:
+        return self.wrap(self.unwrap(wrapped, context), context)
+
     def check_token(self) -> bytes:
-        """A sealed constant stored with the vault: opening it proves the passphrase."""
-        return seal(self._key, b"ozwald-vault", b"ozwald.vault.check.v1")
+        """A sealed constant stored with the vault: opening it proves the key."""
+        return seal(self._key, b"ozwald-vault", self._CHECK)
 
     def verify(self, token: bytes) -> None:
-        unseal(self._key, token, b"ozwald.vault.check.v1")
+        unseal(self._key, token, self._CHECK)
+
+
+class PassphraseKeyWrapper(AesKeyWrapper):
+    """Data keys wrapped with AES-256-GCM under the scrypt-derived master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        super().__init__(master_key, "passphrase")
+
+
+class KeyringKeyWrapper(AesKeyWrapper):
+    """Data keys wrapped under a random root key that the OS keyring holds."""
+
+    def __init__(self, master_key: bytes) -> None:
+        super().__init__(master_key, "keyring")

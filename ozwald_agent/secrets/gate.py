@@ -82,7 +82,15 @@ class SecretsGate:
             result.admitted = False
 
     def retire_unused(self, specs: Iterable[service_spec_pb2.ServiceSpec]) -> None:
+        specs = list(specs)
         in_use = {
             (spec.realm, ref.locker, ref.revision) for spec in specs for ref in spec.secret_lockers
+        }
+        # Encrypted volumes open with the key revision admission pinned: keep it too.
+        in_use |= {
+            (spec.realm, mount.encrypted.key_locker, mount.encrypted.key_revision)
+            for spec in specs
+            for mount in spec.volumes
+            if mount.encrypted.key_locker and mount.encrypted.key_revision
         }
         self._vault.retire_unused(in_use)

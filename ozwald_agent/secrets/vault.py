@@ -35,10 +35,10 @@ from ozwald_agent.secrets.crypto import (
     DEFAULT_SCRYPT_N,
     DecryptionError,
     KdfParams,
+    KeyWrapper,
     PassphraseKeyWrapper,
     context,
     derive_key,
-    new_data_key,
     seal,
     unseal,
 )
@@ -53,6 +53,7 @@ from ozwald_agent.secrets.names import check_locker, check_realm, check_secret_n
 FILE_MODE = 0o600
 _VALUE_PURPOSE = "ozwald.vault.value.v1"
 _DEK_CONTEXT = "ozwald.vault.locker"
+_CHECK_CONTEXT = "ozwald.vault.check"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS vault_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -128,7 +129,7 @@ class Vault:
         self._scrypt_n = scrypt_n
         self._clock = clock
         self._lock = threading.RLock()
-        self._wrapper: PassphraseKeyWrapper | None = None
+        self._wrapper: KeyWrapper | None = None
         previous = os.umask(0o077)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -150,7 +151,7 @@ class Vault:
 
     @property
     def exists(self) -> bool:
-        return self._meta("kdf") is not None
+        return self._meta("check") is not None
 
     @property
     def unlocked(self) -> bool:
@@ -158,11 +159,80 @@ class Vault:
 
     @property
     def backend(self) -> str:
-        return "passphrase"
+        """Which `KeyWrapper` wraps the data keys: passphrase, keyring or aws-kms."""
+        raw = self._meta("backend")
+        return "passphrase" if raw is None else raw.decode()
+
+    def open_with(self, wrapper: KeyWrapper, *, create: bool = True) -> bool:
+        """Opens the vault with a backend that needs no passphrase (keyring, KMS); True
+        when this call created it. The vault remembers its backend: another one is refused."""
+        with self._lock:
+            if not self.exists:
+                if not create:
+                    raise VaultLockedError(
+                        "this agent has no vault yet", "start the agent with its backend"
+                    )
+                _, check = wrapper.generate(context(_CHECK_CONTEXT))
+                with self._transaction():
+                    self._set_meta("backend", wrapper.backend.encode())
+                    self._set_meta("check", check)
+                self._wrapper = wrapper
+                return True
+            self._require_backend(wrapper.backend)
+            stored = self._meta("check")
+            assert stored is not None
+            try:
+                wrapper.unwrap(stored, context(_CHECK_CONTEXT))
+            except DecryptionError as e:
+                raise WrongPassphraseError(
+                    f"the {wrapper.backend} backend's key does not open this agent's vault",
+                    "give the agent the key the vault was created with (keyring entry, KMS key)",
+                ) from e
+            self._wrapper = wrapper
+            return False
+
+    def rewrap(self, to: KeyWrapper | None = None) -> int:
+        """Re-wraps every data key, values untouched (nothing restarts); returns how many.
+
+        Without `to`: under the backend's current key (KMS: ReEncrypt, e.g. after the KMS
+        key was rotated or its alias moved). With `to` (keyring or aws-kms): moves the vault
+        to that backend."""
+        with self._lock:
+            wrapper = self._require_unlocked()
+            if to is not None and to.backend == "passphrase":
+                raise InvalidSecretError(
+                    "a vault moves to the passphrase backend through `ozwald secrets passphrase`",
+                    field="backend",
+                )
+            rows = self._db.execute(
+                "SELECT realm, locker, key_version, wrapped FROM data_keys"
+            ).fetchall()
+            with self._transaction():
+                for realm, locker, key_version, wrapped in rows:
+                    where = _dek_context(realm, locker, key_version)
+                    rewrapped = (
+                        wrapper.rewrap(wrapped, where)
+                        if to is None
+                        else to.wrap(wrapper.unwrap(wrapped, where), where)
+                    )
+                    self._db.execute(
+                        "UPDATE data_keys SET wrapped = ? WHERE realm = ? AND locker = ? "
+                        "AND key_version = ?",
+                        (rewrapped, realm, locker, key_version),
+                    )
+                if to is not None:
+                    _, check = to.generate(context(_CHECK_CONTEXT))
+                    self._set_meta("backend", to.backend.encode())
+                    self._set_meta("check", check)
+                    self._db.execute("DELETE FROM vault_meta WHERE key = 'kdf'")
+                    self._wrapper = to
+            return len(rows)
 
     def unlock(self, passphrase: bytes, *, create: bool = False) -> bool:
         """Opens the vault; True when this call created it."""
         with self._lock:
+            if self.exists:
+                self._require_backend("passphrase")
             raw = self._meta("kdf")
             if raw is None:
                 if not create:
@@ -187,6 +257,8 @@ class Vault:
     def change_passphrase(self, old: bytes, new: bytes) -> int:
         """Re-derives the key from `new` and re-wraps every data key; returns how many."""
         with self._lock:
+            if self.exists:
+                self._require_backend("passphrase")
             raw = self._meta("kdf")
             if raw is None:
                 raise VaultLockedError("this agent has no vault yet", "create it first")
@@ -278,16 +350,10 @@ class Vault:
                     raise SecretNotFoundError(realm, locker)
                 old_version = row[1]
                 new_version = old_version + 1
-                new_key = new_data_key()
+                new_key, wrapped = wrapper.generate(_dek_context(realm, locker, new_version))
                 self._db.execute(
                     "INSERT INTO data_keys VALUES (?, ?, ?, ?, ?)",
-                    (
-                        realm,
-                        locker,
-                        new_version,
-                        wrapper.wrap(new_key, _dek_context(realm, locker, new_version)),
-                        self._clock(),
-                    ),
+                    (realm, locker, new_version, wrapped, self._clock()),
                 )
                 old_keys: dict[int, bytes] = {}
                 rows = self._db.execute(
@@ -494,7 +560,19 @@ class Vault:
             ) from e
         return wrapper
 
-    def _require_unlocked(self) -> PassphraseKeyWrapper:
+    def _require_backend(self, backend: str) -> None:
+        if self.backend != backend:
+            raise VaultLockedError(
+                f"this agent's vault uses the {self.backend} backend, not {backend}",
+                f"start the agent with --vault-backend {self.backend}"
+                + (
+                    " and unlock it with `ozwald secrets unlock`"
+                    if self.backend == "passphrase"
+                    else ""
+                ),
+            )
+
+    def _require_unlocked(self) -> KeyWrapper:
         if self._wrapper is None:
             if not self.exists:
                 raise VaultLockedError(
@@ -534,22 +612,17 @@ class Vault:
         self,
         realm: str,
         locker: str,
-        wrapper: PassphraseKeyWrapper,
+        wrapper: KeyWrapper,
         now: float,
         existing: tuple[int, int, float, int] | None,
     ) -> int:
         # A deleted locker set again keeps counting revisions and key versions, so a
         # revision number never names two different snapshots.
         key_version = 1 if existing is None else existing[1] + 1
+        _, wrapped = wrapper.generate(_dek_context(realm, locker, key_version))
         self._db.execute(
             "INSERT INTO data_keys VALUES (?, ?, ?, ?, ?)",
-            (
-                realm,
-                locker,
-                key_version,
-                wrapper.wrap(new_data_key(), _dek_context(realm, locker, key_version)),
-                now,
-            ),
+            (realm, locker, key_version, wrapped, now),
         )
         self._db.execute(
             "INSERT INTO lockers VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(realm, name) DO UPDATE "
@@ -558,9 +631,7 @@ class Vault:
         )
         return key_version
 
-    def _data_key(
-        self, realm: str, locker: str, key_version: int, wrapper: PassphraseKeyWrapper
-    ) -> bytes:
+    def _data_key(self, realm: str, locker: str, key_version: int, wrapper: KeyWrapper) -> bytes:
         row = self._db.execute(
             "SELECT wrapped FROM data_keys WHERE realm = ? AND locker = ? AND key_version = ?",
             (realm, locker, key_version),
@@ -600,7 +671,7 @@ class Vault:
         )
 
     def _value(
-        self, realm: str, locker: str, name: str, version: int, wrapper: PassphraseKeyWrapper
+        self, realm: str, locker: str, name: str, version: int, wrapper: KeyWrapper
     ) -> bytes:
         row = self._db.execute(
             "SELECT key_version, sealed FROM secret_values WHERE realm = ? AND locker = ? "

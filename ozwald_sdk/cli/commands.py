@@ -18,6 +18,7 @@ from ozwald_sdk.cli import (
     secrets,
     status,
     update_services,
+    volumes,
     webhooks,
 )
 from ozwald_sdk.cli.command import Command
@@ -34,5 +35,6 @@ COMMANDS: tuple[Command, ...] = (
     profile.COMMAND,
     footprints.COMMAND,
     secrets.COMMAND,
+    volumes.COMMAND,
     webhooks.COMMAND,
 )

@@ -34,7 +34,15 @@ from ozwald_sdk.config.interpolate import (
     interpolate,
 )
 from ozwald_sdk.config.merge import merge_layers
-from ozwald_sdk.config.model import BindVolume, NamedVolume, Realm, TmpfsVolume
+from ozwald_sdk.config.model import (
+    BindVolume,
+    EncryptedTmpVolume,
+    EncryptedVolume,
+    NamedVolume,
+    Realm,
+    TmpfsVolume,
+    VersionedVolume,
+)
 from ozwald_sdk.config.model_service import ServiceDefinition, ServiceFields
 from ozwald_sdk.config.names import (
     VARIETY_VENDOR,
@@ -179,6 +187,7 @@ class _Builder:
             "openai": self._openai(merged.get("openai")),
             "webhooks": self._webhooks(merged.get("webhooks") or ()),
             "secret_lockers": self._secret_lockers(merged.get("secrets") or ()),
+            "secrets_delivery": merged.get("secrets_delivery") or "files",
         }
         if self.problems:
             return Built(None, self.problems)
@@ -303,6 +312,8 @@ class _Builder:
             source = declared.name or realm_object_name(self.realm_name, volume)
         elif isinstance(declared, TmpfsVolume):
             source = None
+        elif isinstance(declared, EncryptedVolume | EncryptedTmpVolume | VersionedVolume):
+            return _encrypted_mount(declared, volume, target, read_only, spec.get("version"))
         else:
             self.problem(
                 ("volumes", index, "volume"),
@@ -457,3 +468,29 @@ class _Builder:
                 )
             )
         return tuple(out)
+
+
+def _encrypted_mount(
+    declared: EncryptedVolume | EncryptedTmpVolume | VersionedVolume,
+    volume: str,
+    target: str,
+    read_only: bool,
+    version: int | str | None,
+) -> EffectiveMount:
+    """checks.py has refused what does not fit (a version of a non-versioned volume, a
+    version mounted writable, a key locker the vault does not declare)."""
+    key = declared.key if not isinstance(declared, EncryptedTmpVolume) else None
+    versioned = isinstance(declared, VersionedVolume)
+    return EffectiveMount(
+        type=declared.type,
+        target=target,
+        source=None,
+        read_only=read_only,
+        volume=volume,
+        size=declared.size if isinstance(declared, EncryptedVolume) else None,
+        backend=declared.backend,
+        key_locker=key.locker if key is not None else None,
+        key_name=key.name if key is not None else None,
+        version=version if versioned and isinstance(version, int) else None,
+        working_copy=versioned and version == "working",
+    )

@@ -19,6 +19,10 @@ from ozwald_sdk.config.model import Realm
 from ozwald_sdk.config.model_service import ServiceDefinition, ServiceFields
 from ozwald_sdk.config.problems import closest
 from ozwald_sdk.config.source import SourceMap
+from ozwald_sdk.config.volume_checks import (
+    encrypted_mount_problems as _encrypted_mount_problems,
+)
+from ozwald_sdk.config.volume_checks import encrypted_volume_problems
 from ozwald_sdk.config.webhook_checks import (
     webhook_declaration_problems,
     webhook_reference_problems,
@@ -82,6 +86,7 @@ def check_references(views: list[RealmView], base_dir: Path, source: SourceMap) 
             if len(result.diagnostics) > before:
                 result.broken.add((view.name, name))
         result.diagnostics.extend(_portal_problems(view, source))
+        result.diagnostics.extend(encrypted_volume_problems(view.name, view.realm, source))
         result.diagnostics.extend(
             webhook_declaration_problems(view.name, view.realm, base_dir, source)
         )
@@ -117,6 +122,7 @@ def _layer_problems(
                 f"no volume '{mount.volume}' is declared in realm '{realm}'",
                 suggestion=closest(mount.volume, view.volume_names),
             )
+        yield from _encrypted_mount_problems(view, (*path, "volumes", i), mount, source)
         if mount.target in targets:
             yield source.diagnostic(
                 (*path, "volumes", i, "target"),

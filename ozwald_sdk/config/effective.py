@@ -33,15 +33,24 @@ class _Resolved(BaseModel):
 class EffectiveMount(_Resolved):
     """A mount, with its volume's declaration folded in."""
 
-    type: Literal["bind", "named", "tmpfs"]
+    type: Literal["bind", "named", "tmpfs", "encrypted", "encrypted-tmp", "versioned"]
     target: str
     source: str | None
-    """bind: the absolute host path; named: the Docker volume's name; tmpfs: None."""
+    """bind: the absolute host path; named: the Docker volume's name; otherwise None."""
     read_only: bool
     volume: str | None
     """The realm volume's name, None for an inline bind (`source:` on the mount)."""
     size: int | None = None
-    """tmpfs: upper bound in bytes, None for Docker's default."""
+    """tmpfs: upper bound in bytes, None for Docker's default; luks2: the image's size."""
+    backend: Literal["gocryptfs", "luks2"] | None = None
+    """Encrypted types: what encrypts it."""
+    key_locker: str | None = None
+    key_name: str | None = None
+    """encrypted and versioned: the vault secret that is the key."""
+    version: int | None = None
+    """versioned: the pinned version; None for the newest (or the working copy)."""
+    working_copy: bool = False
+    """versioned: mount the writable working copy."""
 
 
 class EffectiveNetwork(_Resolved):
@@ -138,6 +147,8 @@ class EffectiveService(_Resolved):
     """The realm's hooks the service subscribes to, in the order it names them."""
     secret_lockers: tuple[str, ...] = ()
     """Vault lockers delivered as files under /run/secrets/<locker>/ (names only)."""
+    secrets_delivery: Literal["files", "endpoint", "both"] = "files"
+    """How the lockers reach the container: files, the agent's endpoint, or both."""
 
     @property
     def selector(self) -> str:

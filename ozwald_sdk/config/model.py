@@ -57,7 +57,55 @@ class TmpfsVolume(StrictModel):
     """Upper bound on its size (default: Docker's, half the host's memory)."""
 
 
-VolumeDeclaration = Annotated[BindVolume | NamedVolume | TmpfsVolume, Field(discriminator="type")]
+EncryptionBackend = Literal["gocryptfs", "luks2"]
+
+
+class VolumeKey(StrictModel):
+    """Where the agent's vault keeps an encrypted volume's key; never the key itself."""
+
+    locker: Name
+    """A locker declared in the realm's `vault.lockers`."""
+    name: str
+    """The secret of that locker whose value is the key (one line, e.g. 64 hex digits)."""
+
+
+class EncryptedVolume(StrictModel):
+    """Encrypted at rest on the agent's host; services see its plaintext through a mount
+    the agent makes while they run (docs/volumes.md)."""
+
+    type: Literal["encrypted"]
+    backend: EncryptionBackend = "gocryptfs"
+    """gocryptfs (FUSE, per-file) or luks2 (cryptsetup; needs device-mapper)."""
+    key: VolumeKey
+    """The vault secret that is the key."""
+    size: PositiveSize | None = None
+    """luks2 only, required there: the size of the encrypted image."""
+
+
+class EncryptedTmpVolume(StrictModel):
+    """Encrypted scratch space per container instance: a random key that only the agent's
+    memory holds, ciphertext wiped when the container is removed."""
+
+    type: Literal["encrypted-tmp"]
+    backend: EncryptionBackend = "gocryptfs"
+    """gocryptfs or luks2."""
+
+
+class VersionedVolume(StrictModel):
+    """An encrypted volume with a writable working copy and immutable versions made by
+    `ozwald volumes snapshot`; a mount picks the working copy or a version."""
+
+    type: Literal["versioned"]
+    backend: EncryptionBackend = "gocryptfs"
+    """gocryptfs or luks2."""
+    key: VolumeKey
+    """The vault secret that is the key (of the working copy and every version)."""
+
+
+VolumeDeclaration = Annotated[
+    BindVolume | NamedVolume | TmpfsVolume | EncryptedVolume | EncryptedTmpVolume | VersionedVolume,
+    Field(discriminator="type"),
+]
 
 
 def _ip_address(value: str) -> str:

@@ -123,6 +123,9 @@ class VolumeMount(StrictModel):
     """A host path to bind-mount instead (relative paths start at the config file's directory)."""
     read_only: bool = False
     """Mount it read-only."""
+    version: Annotated[int, Field(ge=1)] | Literal["latest", "working"] | None = None
+    """Versioned volumes only: `working` (the writable working copy), `latest` (the
+    newest version, read-only; the default) or a version number (read-only)."""
 
     @model_validator(mode="after")
     def _one_origin(self) -> VolumeMount:
@@ -267,6 +270,10 @@ class ServiceFields(StrictModel):
     secrets: tuple[Name, ...] | None = None
     """Lockers of the realm's vault whose secrets the container reads as files under
     /run/secrets/<locker>/<name>; each must be declared in the realm's `vault.lockers`."""
+    secrets_delivery: Literal["files", "endpoint", "both"] | None = None
+    """How `secrets` reach the container: files (default), endpoint (a short-lived token
+    in /run/secrets/.ozwald-token for the agent's socket at /run/ozwald-secrets/agent.sock),
+    or both."""
 
 
 class ServiceOverride(ServiceFields):

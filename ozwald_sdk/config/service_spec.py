@@ -26,6 +26,13 @@ _VOLUME_KINDS: Final[dict[str, VolumeKind.ValueType]] = {
     "bind": service_spec_pb2.VOLUME_KIND_BIND,
     "named": service_spec_pb2.VOLUME_KIND_NAMED,
     "tmpfs": service_spec_pb2.VOLUME_KIND_TMPFS,
+    "encrypted": service_spec_pb2.VOLUME_KIND_ENCRYPTED,
+    "encrypted-tmp": service_spec_pb2.VOLUME_KIND_ENCRYPTED_TMP,
+    "versioned": service_spec_pb2.VOLUME_KIND_VERSIONED,
+}
+_BACKENDS: Final[dict[str, service_spec_pb2.EncryptionBackend.ValueType]] = {
+    "gocryptfs": service_spec_pb2.ENCRYPTION_BACKEND_GOCRYPTFS,
+    "luks2": service_spec_pb2.ENCRYPTION_BACKEND_LUKS2,
 }
 _RESTART_KINDS: Final[dict[str, RestartPolicyKind.ValueType]] = {
     "no": service_spec_pb2.RESTART_POLICY_KIND_NO,
@@ -37,6 +44,13 @@ _OPENAI_APIS: Final[dict[str, service_spec_pb2.OpenAiApi.ValueType]] = {
     "embeddings": service_spec_pb2.OPEN_AI_API_EMBEDDINGS,
     "completions": service_spec_pb2.OPEN_AI_API_COMPLETIONS,
     "chat": service_spec_pb2.OPEN_AI_API_CHAT,
+}
+# "files" is the unset value, so services that had lockers before the delivery mode
+# existed keep their fingerprints (and keep running across the upgrade).
+_SECRET_DELIVERY: Final[dict[str, service_spec_pb2.SecretDelivery.ValueType]] = {
+    "files": service_spec_pb2.SECRET_DELIVERY_UNSPECIFIED,
+    "endpoint": service_spec_pb2.SECRET_DELIVERY_ENDPOINT,
+    "both": service_spec_pb2.SECRET_DELIVERY_BOTH,
 }
 _VENDORS: Final[dict[str, GpuVendor.ValueType]] = {
     "nvidia": gpu_pb2.GPU_VENDOR_NVIDIA,
@@ -83,6 +97,9 @@ def to_service_spec(service: EffectiveService) -> service_spec_pb2.ServiceSpec:
         secret_lockers=[
             service_spec_pb2.SecretLockerRef(locker=name) for name in service.secret_lockers
         ],
+        secret_delivery=_SECRET_DELIVERY[service.secrets_delivery]
+        if service.secret_lockers
+        else service_spec_pb2.SECRET_DELIVERY_UNSPECIFIED,
     )
 
 
@@ -93,6 +110,21 @@ def _openai(openai: EffectiveOpenAi | None) -> service_spec_pb2.OpenAiEndpoint |
 
 
 def _mount(mount: EffectiveMount) -> service_spec_pb2.VolumeMount:
+    if mount.backend is not None:
+        return service_spec_pb2.VolumeMount(
+            kind=_VOLUME_KINDS[mount.type],
+            target=mount.target,
+            read_only=mount.read_only,
+            encrypted=service_spec_pb2.EncryptedVolume(
+                volume=mount.volume or "",
+                backend=_BACKENDS[mount.backend],
+                key_locker=mount.key_locker or "",
+                key_name=mount.key_name or "",
+                version=mount.version or 0,
+                working_copy=mount.working_copy,
+                size_bytes=mount.size or 0,
+            ),
+        )
     return service_spec_pb2.VolumeMount(
         kind=_VOLUME_KINDS[mount.type],
         source=mount.source or "",

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -246,3 +249,62 @@ def test_a_service_that_never_gets_ready_fails_cleanly(
     assert profiling_networks(realm) == []
     with AgentClient(agent.target, timeout=30) as client:
         assert client.list_footprints(realm=realm) == []
+
+
+def test_a_profiled_copy_gets_the_services_secrets_and_they_go_with_it(
+    workdir: Path, realm: str
+) -> None:
+    secrets_dir = Path("/dev/shm") / f"ozwald-test-{uuid.uuid4().hex[:8]}"
+    value = secrets.token_hex(12)
+    config = write_config(
+        workdir,
+        realm,
+        f"""\
+    vault:
+      lockers: [db]
+    services:
+      vaulted:
+        image: {TINY_IMAGE}
+        secrets: [db]
+        secrets_delivery: both
+        entrypoint: [sh, -c]
+        command: ["while true; do sleep 1; done"]
+        health_check:
+          command:
+            - sh
+            - -c
+            - test "$(cat /run/secrets/db/password)" = {value} && test -s /run/secrets/.ozwald-token
+          start_period: 0s
+          interval: 1s
+          retries: 3
+        resources: {{memory: 32MiB, cpus: 0.1}}
+""",
+    )
+    agent = start_agent(workdir, ["--secrets-dir", str(secrets_dir)])
+    try:
+        for args, stdin in (
+            (("secrets", "unlock", "--create"), "a passphrase"),
+            (("secrets", "set", "db", "password", "--realm", realm), value),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "ozwald_sdk.cli.main", "--agent", agent.target, *args],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+
+        profiled = ozwald(agent, "profile", "vaulted", "--config", str(config), "--json")
+
+        assert profiled.returncode == 0, profiled.stderr
+        assert json.loads(profiled.stdout)["failed"] == []
+        assert value not in profiled.stdout + profiled.stderr + agent.logs()
+        assert profiling_containers(realm) == []
+        # The copy's files (and its token) went with it.
+        left = [p for p in secrets_dir.glob("*/*") if not p.name.startswith(".")]
+        assert left == []
+    finally:
+        assert agent.terminate() == 0
+        shutil.rmtree(secrets_dir, ignore_errors=True)

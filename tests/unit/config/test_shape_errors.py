@@ -240,9 +240,10 @@ def test_volume_declarations_need_a_known_type(write: ConfigWriter) -> None:
     )
     assert rendered(path) == [
         f"{position(path, '{type: bnd')}: realms.default.volumes.models: expected type "
-        "'bind', 'named', 'tmpfs', found 'bnd'; did you mean 'bind'?",
+        "'bind', 'named', 'tmpfs', 'encrypted', 'encrypted-tmp', 'versioned', "
+        "found 'bnd'; did you mean 'bind'?",
         f"{position(path, '{name')}: realms.default.volumes.cache: expected a 'type' key "
-        "(bind, named, tmpfs), found none",
+        "(bind, named, tmpfs, encrypted, encrypted-tmp, versioned), found none",
         f"{position(path, 'source', 2)}: realms.default.volumes.scratch.source: unknown key "
         "'source' (expected one of: type, size)",
     ]

@@ -64,6 +64,7 @@ def test_reason_on_the_wire_is_the_enum_name_without_prefix() -> None:
         "VAULT_LOCKED",
         "VAULT_PASSPHRASE_WRONG",
         "SECRET_NOT_FOUND",
+        "VOLUME_NOT_FOUND",
     }
 
 

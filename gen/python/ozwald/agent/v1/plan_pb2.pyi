@@ -165,6 +165,19 @@ class _RefusalReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Refusal
     """The service names a vault locker that does not exist in its realm's
     vault; subject is the locker's name.
     """
+    REFUSAL_REASON_VOLUME_BACKEND_UNAVAILABLE: _RefusalReason.ValueType  # 22
+    """An encrypted volume's backend cannot run on this host (gocryptfs or FUSE
+    missing; LUKS2 without device-mapper); the message says why; subject is
+    the volume's name.
+    """
+    REFUSAL_REASON_VOLUME_KEY_MISSING: _RefusalReason.ValueType  # 23
+    """The locker named as an encrypted volume's key has no secret of that name;
+    subject is the volume's name.
+    """
+    REFUSAL_REASON_VOLUME_VERSION_MISSING: _RefusalReason.ValueType  # 24
+    """A versioned volume's pinned version (or, for the newest, any version)
+    does not exist on this host; subject is the volume's name.
+    """
 
 class RefusalReason(_RefusalReason, metaclass=_RefusalReasonEnumTypeWrapper):
     """RefusalReason is a stable code for why admission refused a service.
@@ -235,6 +248,19 @@ never created); unlock it first.
 REFUSAL_REASON_LOCKER_MISSING: RefusalReason.ValueType  # 21
 """The service names a vault locker that does not exist in its realm's
 vault; subject is the locker's name.
+"""
+REFUSAL_REASON_VOLUME_BACKEND_UNAVAILABLE: RefusalReason.ValueType  # 22
+"""An encrypted volume's backend cannot run on this host (gocryptfs or FUSE
+missing; LUKS2 without device-mapper); the message says why; subject is
+the volume's name.
+"""
+REFUSAL_REASON_VOLUME_KEY_MISSING: RefusalReason.ValueType  # 23
+"""The locker named as an encrypted volume's key has no secret of that name;
+subject is the volume's name.
+"""
+REFUSAL_REASON_VOLUME_VERSION_MISSING: RefusalReason.ValueType  # 24
+"""A versioned volume's pinned version (or, for the newest, any version)
+does not exist on this host; subject is the volume's name.
 """
 Global___RefusalReason: _TypeAlias = RefusalReason  # noqa: Y015
 

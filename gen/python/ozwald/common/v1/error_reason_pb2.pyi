@@ -68,6 +68,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     NOT_FOUND; metadata["locker"] is "realm/locker", metadata["secret"] the
     secret's name when one was named.
     """
+    ERROR_REASON_VOLUME_NOT_FOUND: _ErrorReason.ValueType  # 11
+    """A named encrypted volume (or its working copy) does not exist on this
+    agent. gRPC code NOT_FOUND; metadata["volume"] is "realm/volume".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable codes Ozwald servers put in
@@ -123,5 +127,9 @@ ERROR_REASON_SECRET_NOT_FOUND: ErrorReason.ValueType  # 10
 """A named locker, or a named secret in it, does not exist. gRPC code
 NOT_FOUND; metadata["locker"] is "realm/locker", metadata["secret"] the
 secret's name when one was named.
+"""
+ERROR_REASON_VOLUME_NOT_FOUND: ErrorReason.ValueType  # 11
+"""A named encrypted volume (or its working copy) does not exist on this
+agent. gRPC code NOT_FOUND; metadata["volume"] is "realm/volume".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

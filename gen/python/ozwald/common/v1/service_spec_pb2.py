@@ -27,7 +27,7 @@ from ozwald.common.v1 import gpu_pb2 as ozwald_dot_common_dot_v1_dot_gpu__pb2
 from ozwald.common.v1 import webhook_pb2 as ozwald_dot_common_dot_v1_dot_webhook__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/common/v1/service_spec.proto\x12\x10ozwald.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aozwald/common/v1/gpu.proto\x1a\x1eozwald/common/v1/webhook.proto\"\xe6\x06\n\x0bServiceSpec\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07variety\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12\x12\n\nentrypoint\x18\x06 \x03(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x43\n\x0b\x65nvironment\x18\x08 \x03(\x0b\x32..ozwald.common.v1.ServiceSpec.EnvironmentEntry\x12\x11\n\tenv_files\x18\t \x03(\t\x12.\n\x07volumes\x18\n \x03(\x0b\x32\x1d.ozwald.common.v1.VolumeMount\x12\x10\n\x08networks\x18\x0b \x03(\t\x12\x16\n\x0e\x63onnector_port\x18\x0c \x01(\r\x12\x33\n\x0chealth_check\x18\r \x01(\x0b\x32\x1d.ozwald.common.v1.HealthCheck\x12\x39\n\tresources\x18\x0e \x01(\x0b\x32&.ozwald.common.v1.ResourceRequirements\x12\x37\n\x0erestart_policy\x18\x0f \x01(\x0b\x32\x1f.ozwald.common.v1.RestartPolicy\x12\x12\n\ndepends_on\x18\x10 \x03(\t\x12\x39\n\x06labels\x18\x11 \x03(\x0b\x32).ozwald.common.v1.ServiceSpec.LabelsEntry\x12\x12\n\npersistent\x18\x12 \x01(\x08\x12)\n\x07portals\x18\x13 \x03(\x0b\x32\x18.ozwald.common.v1.Portal\x12\x30\n\x06openai\x18\x14 \x01(\x0b\x32 .ozwald.common.v1.OpenAiEndpoint\x12+\n\x08webhooks\x18\x15 \x03(\x0b\x32\x19.ozwald.common.v1.Webhook\x12\x39\n\x0esecret_lockers\x18\x16 \x03(\x0b\x32!.ozwald.common.v1.SecretLockerRef\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x0fSecretLockerRef\x12\x0e\n\x06locker\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"I\n\x0eOpenAiEndpoint\x12(\n\x03\x61pi\x18\x01 \x01(\x0e\x32\x1b.ozwald.common.v1.OpenAiApi\x12\r\n\x05model\x18\x02 \x01(\t\"\x86\x01\n\x0bVolumeMount\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.ozwald.common.v1.VolumeKind\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x11\n\tread_only\x18\x04 \x01(\x08\x12\x18\n\x10tmpfs_size_bytes\x18\x05 \x01(\x04\"\x91\x02\n\x0bHealthCheck\x12+\n\x04http\x18\x01 \x01(\x0b\x32\x1b.ozwald.common.v1.HttpProbeH\x00\x12\x31\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1e.ozwald.common.v1.CommandProbeH\x00\x12/\n\x0cstart_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07retries\x18\x06 \x01(\rB\x07\n\x05probe\"\'\n\tHttpProbe\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\"\x1c\n\x0c\x43ommandProbe\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\"\x82\x01\n\x14ResourceRequirements\x12.\n\x04gpus\x18\x01 \x01(\x0b\x32 .ozwald.common.v1.GpuRequirement\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x01\x12\x16\n\x0eshm_size_bytes\x18\x04 \x01(\x04\"|\n\x0eGpuRequirement\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12+\n\x06vendor\x18\x02 \x01(\x0e\x32\x1b.ozwald.common.v1.GpuVendor\x12\x12\n\ndevice_ids\x18\x03 \x03(\t\x12\x1a\n\x12vram_per_gpu_bytes\x18\x04 \x01(\x04\"W\n\rRestartPolicy\x12\x31\n\x04kind\x18\x01 \x01(\x0e\x32#.ozwald.common.v1.RestartPolicyKind\x12\x13\n\x0bmax_retries\x18\x02 \x01(\r\"R\n\x06Portal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07host_ip\x18\x02 \x01(\t\x12\x11\n\thost_port\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontainer_port\x18\x04 \x01(\r*w\n\tOpenAiApi\x12\x1b\n\x17OPEN_AI_API_UNSPECIFIED\x10\x00\x12\x1a\n\x16OPEN_AI_API_EMBEDDINGS\x10\x01\x12\x1b\n\x17OPEN_AI_API_COMPLETIONS\x10\x02\x12\x14\n\x10OPEN_AI_API_CHAT\x10\x03*m\n\nVolumeKind\x12\x1b\n\x17VOLUME_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10VOLUME_KIND_BIND\x10\x01\x12\x15\n\x11VOLUME_KIND_NAMED\x10\x02\x12\x15\n\x11VOLUME_KIND_TMPFS\x10\x03*\xc0\x01\n\x11RestartPolicyKind\x12#\n\x1fRESTART_POLICY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTART_POLICY_KIND_NO\x10\x01\x12\x1e\n\x1aRESTART_POLICY_KIND_ALWAYS\x10\x02\x12\"\n\x1eRESTART_POLICY_KIND_ON_FAILURE\x10\x03\x12&\n\"RESTART_POLICY_KIND_UNLESS_STOPPED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/common/v1/service_spec.proto\x12\x10ozwald.common.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1aozwald/common/v1/gpu.proto\x1a\x1eozwald/common/v1/webhook.proto\"\xa1\x07\n\x0bServiceSpec\x12\r\n\x05realm\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07variety\x18\x03 \x01(\t\x12\x0f\n\x07profile\x18\x04 \x01(\t\x12\r\n\x05image\x18\x05 \x01(\t\x12\x12\n\nentrypoint\x18\x06 \x03(\t\x12\x0f\n\x07\x63ommand\x18\x07 \x03(\t\x12\x43\n\x0b\x65nvironment\x18\x08 \x03(\x0b\x32..ozwald.common.v1.ServiceSpec.EnvironmentEntry\x12\x11\n\tenv_files\x18\t \x03(\t\x12.\n\x07volumes\x18\n \x03(\x0b\x32\x1d.ozwald.common.v1.VolumeMount\x12\x10\n\x08networks\x18\x0b \x03(\t\x12\x16\n\x0e\x63onnector_port\x18\x0c \x01(\r\x12\x33\n\x0chealth_check\x18\r \x01(\x0b\x32\x1d.ozwald.common.v1.HealthCheck\x12\x39\n\tresources\x18\x0e \x01(\x0b\x32&.ozwald.common.v1.ResourceRequirements\x12\x37\n\x0erestart_policy\x18\x0f \x01(\x0b\x32\x1f.ozwald.common.v1.RestartPolicy\x12\x12\n\ndepends_on\x18\x10 \x03(\t\x12\x39\n\x06labels\x18\x11 \x03(\x0b\x32).ozwald.common.v1.ServiceSpec.LabelsEntry\x12\x12\n\npersistent\x18\x12 \x01(\x08\x12)\n\x07portals\x18\x13 \x03(\x0b\x32\x18.ozwald.common.v1.Portal\x12\x30\n\x06openai\x18\x14 \x01(\x0b\x32 .ozwald.common.v1.OpenAiEndpoint\x12+\n\x08webhooks\x18\x15 \x03(\x0b\x32\x19.ozwald.common.v1.Webhook\x12\x39\n\x0esecret_lockers\x18\x16 \x03(\x0b\x32!.ozwald.common.v1.SecretLockerRef\x12\x39\n\x0fsecret_delivery\x18\x17 \x01(\x0e\x32 .ozwald.common.v1.SecretDelivery\x1a\x32\n\x10\x45nvironmentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x0fSecretLockerRef\x12\x0e\n\x06locker\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"I\n\x0eOpenAiEndpoint\x12(\n\x03\x61pi\x18\x01 \x01(\x0e\x32\x1b.ozwald.common.v1.OpenAiApi\x12\r\n\x05model\x18\x02 \x01(\t\"\xbc\x01\n\x0bVolumeMount\x12*\n\x04kind\x18\x01 \x01(\x0e\x32\x1c.ozwald.common.v1.VolumeKind\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x11\n\tread_only\x18\x04 \x01(\x08\x12\x18\n\x10tmpfs_size_bytes\x18\x05 \x01(\x04\x12\x34\n\tencrypted\x18\x06 \x01(\x0b\x32!.ozwald.common.v1.EncryptedVolume\"\xe8\x01\n\x0f\x45ncryptedVolume\x12\x0e\n\x06volume\x18\x01 \x01(\t\x12\x34\n\x07\x62\x61\x63kend\x18\x02 \x01(\x0e\x32#.ozwald.common.v1.EncryptionBackend\x12\x12\n\nkey_locker\x18\x03 \x01(\t\x12\x10\n\x08key_name\x18\x04 \x01(\t\x12\x14\n\x0ckey_revision\x18\x05 \x01(\x04\x12\x0f\n\x07version\x18\x06 \x01(\x04\x12\x14\n\x0cworking_copy\x18\x07 \x01(\x08\x12\x18\n\x10resolved_version\x18\x08 \x01(\x04\x12\x12\n\nsize_bytes\x18\t \x01(\x04\"\x91\x02\n\x0bHealthCheck\x12+\n\x04http\x18\x01 \x01(\x0b\x32\x1b.ozwald.common.v1.HttpProbeH\x00\x12\x31\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1e.ozwald.common.v1.CommandProbeH\x00\x12/\n\x0cstart_period\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x07timeout\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07retries\x18\x06 \x01(\rB\x07\n\x05probe\"\'\n\tHttpProbe\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\"\x1c\n\x0c\x43ommandProbe\x12\x0c\n\x04\x61rgv\x18\x01 \x03(\t\"\x82\x01\n\x14ResourceRequirements\x12.\n\x04gpus\x18\x01 \x01(\x0b\x32 .ozwald.common.v1.GpuRequirement\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x03 \x01(\x01\x12\x16\n\x0eshm_size_bytes\x18\x04 \x01(\x04\"|\n\x0eGpuRequirement\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12+\n\x06vendor\x18\x02 \x01(\x0e\x32\x1b.ozwald.common.v1.GpuVendor\x12\x12\n\ndevice_ids\x18\x03 \x03(\t\x12\x1a\n\x12vram_per_gpu_bytes\x18\x04 \x01(\x04\"W\n\rRestartPolicy\x12\x31\n\x04kind\x18\x01 \x01(\x0e\x32#.ozwald.common.v1.RestartPolicyKind\x12\x13\n\x0bmax_retries\x18\x02 \x01(\r\"R\n\x06Portal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07host_ip\x18\x02 \x01(\t\x12\x11\n\thost_port\x18\x03 \x01(\r\x12\x16\n\x0e\x63ontainer_port\x18\x04 \x01(\r*\x84\x01\n\x0eSecretDelivery\x12\x1f\n\x1bSECRET_DELIVERY_UNSPECIFIED\x10\x00\x12\x19\n\x15SECRET_DELIVERY_FILES\x10\x01\x12\x1c\n\x18SECRET_DELIVERY_ENDPOINT\x10\x02\x12\x18\n\x14SECRET_DELIVERY_BOTH\x10\x03*w\n\tOpenAiApi\x12\x1b\n\x17OPEN_AI_API_UNSPECIFIED\x10\x00\x12\x1a\n\x16OPEN_AI_API_EMBEDDINGS\x10\x01\x12\x1b\n\x17OPEN_AI_API_COMPLETIONS\x10\x02\x12\x14\n\x10OPEN_AI_API_CHAT\x10\x03*\xc2\x01\n\nVolumeKind\x12\x1b\n\x17VOLUME_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10VOLUME_KIND_BIND\x10\x01\x12\x15\n\x11VOLUME_KIND_NAMED\x10\x02\x12\x15\n\x11VOLUME_KIND_TMPFS\x10\x03\x12\x19\n\x15VOLUME_KIND_ENCRYPTED\x10\x04\x12\x1d\n\x19VOLUME_KIND_ENCRYPTED_TMP\x10\x05\x12\x19\n\x15VOLUME_KIND_VERSIONED\x10\x06*w\n\x11\x45ncryptionBackend\x12\"\n\x1e\x45NCRYPTION_BACKEND_UNSPECIFIED\x10\x00\x12 \n\x1c\x45NCRYPTION_BACKEND_GOCRYPTFS\x10\x01\x12\x1c\n\x18\x45NCRYPTION_BACKEND_LUKS2\x10\x02*\xc0\x01\n\x11RestartPolicyKind\x12#\n\x1fRESTART_POLICY_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESTART_POLICY_KIND_NO\x10\x01\x12\x1e\n\x1aRESTART_POLICY_KIND_ALWAYS\x10\x02\x12\"\n\x1eRESTART_POLICY_KIND_ON_FAILURE\x10\x03\x12&\n\"RESTART_POLICY_KIND_UNLESS_STOPPED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,36 +38,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICESPEC_ENVIRONMENTENTRY']._serialized_options = b'8\001'
   _globals['_SERVICESPEC_LABELSENTRY']._loaded_options = None
   _globals['_SERVICESPEC_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_OPENAIAPI']._serialized_start=2066
-  _globals['_OPENAIAPI']._serialized_end=2185
-  _globals['_VOLUMEKIND']._serialized_start=2187
-  _globals['_VOLUMEKIND']._serialized_end=2296
-  _globals['_RESTARTPOLICYKIND']._serialized_start=2299
-  _globals['_RESTARTPOLICYKIND']._serialized_end=2491
+  _globals['_SECRETDELIVERY']._serialized_start=2415
+  _globals['_SECRETDELIVERY']._serialized_end=2547
+  _globals['_OPENAIAPI']._serialized_start=2549
+  _globals['_OPENAIAPI']._serialized_end=2668
+  _globals['_VOLUMEKIND']._serialized_start=2671
+  _globals['_VOLUMEKIND']._serialized_end=2865
+  _globals['_ENCRYPTIONBACKEND']._serialized_start=2867
+  _globals['_ENCRYPTIONBACKEND']._serialized_end=2986
+  _globals['_RESTARTPOLICYKIND']._serialized_start=2989
+  _globals['_RESTARTPOLICYKIND']._serialized_end=3181
   _globals['_SERVICESPEC']._serialized_start=150
-  _globals['_SERVICESPEC']._serialized_end=1020
-  _globals['_SERVICESPEC_ENVIRONMENTENTRY']._serialized_start=923
-  _globals['_SERVICESPEC_ENVIRONMENTENTRY']._serialized_end=973
-  _globals['_SERVICESPEC_LABELSENTRY']._serialized_start=975
-  _globals['_SERVICESPEC_LABELSENTRY']._serialized_end=1020
-  _globals['_SECRETLOCKERREF']._serialized_start=1022
-  _globals['_SECRETLOCKERREF']._serialized_end=1073
-  _globals['_OPENAIENDPOINT']._serialized_start=1075
-  _globals['_OPENAIENDPOINT']._serialized_end=1148
-  _globals['_VOLUMEMOUNT']._serialized_start=1151
-  _globals['_VOLUMEMOUNT']._serialized_end=1285
-  _globals['_HEALTHCHECK']._serialized_start=1288
-  _globals['_HEALTHCHECK']._serialized_end=1561
-  _globals['_HTTPPROBE']._serialized_start=1563
-  _globals['_HTTPPROBE']._serialized_end=1602
-  _globals['_COMMANDPROBE']._serialized_start=1604
-  _globals['_COMMANDPROBE']._serialized_end=1632
-  _globals['_RESOURCEREQUIREMENTS']._serialized_start=1635
-  _globals['_RESOURCEREQUIREMENTS']._serialized_end=1765
-  _globals['_GPUREQUIREMENT']._serialized_start=1767
-  _globals['_GPUREQUIREMENT']._serialized_end=1891
-  _globals['_RESTARTPOLICY']._serialized_start=1893
-  _globals['_RESTARTPOLICY']._serialized_end=1980
-  _globals['_PORTAL']._serialized_start=1982
-  _globals['_PORTAL']._serialized_end=2064
+  _globals['_SERVICESPEC']._serialized_end=1079
+  _globals['_SERVICESPEC_ENVIRONMENTENTRY']._serialized_start=982
+  _globals['_SERVICESPEC_ENVIRONMENTENTRY']._serialized_end=1032
+  _globals['_SERVICESPEC_LABELSENTRY']._serialized_start=1034
+  _globals['_SERVICESPEC_LABELSENTRY']._serialized_end=1079
+  _globals['_SECRETLOCKERREF']._serialized_start=1081
+  _globals['_SECRETLOCKERREF']._serialized_end=1132
+  _globals['_OPENAIENDPOINT']._serialized_start=1134
+  _globals['_OPENAIENDPOINT']._serialized_end=1207
+  _globals['_VOLUMEMOUNT']._serialized_start=1210
+  _globals['_VOLUMEMOUNT']._serialized_end=1398
+  _globals['_ENCRYPTEDVOLUME']._serialized_start=1401
+  _globals['_ENCRYPTEDVOLUME']._serialized_end=1633
+  _globals['_HEALTHCHECK']._serialized_start=1636
+  _globals['_HEALTHCHECK']._serialized_end=1909
+  _globals['_HTTPPROBE']._serialized_start=1911
+  _globals['_HTTPPROBE']._serialized_end=1950
+  _globals['_COMMANDPROBE']._serialized_start=1952
+  _globals['_COMMANDPROBE']._serialized_end=1980
+  _globals['_RESOURCEREQUIREMENTS']._serialized_start=1983
+  _globals['_RESOURCEREQUIREMENTS']._serialized_end=2113
+  _globals['_GPUREQUIREMENT']._serialized_start=2115
+  _globals['_GPUREQUIREMENT']._serialized_end=2239
+  _globals['_RESTARTPOLICY']._serialized_start=2241
+  _globals['_RESTARTPOLICY']._serialized_end=2328
+  _globals['_PORTAL']._serialized_start=2330
+  _globals['_PORTAL']._serialized_end=2412
 # @@protoc_insertion_point(module_scope)

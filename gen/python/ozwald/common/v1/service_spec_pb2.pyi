@@ -22,6 +22,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SecretDelivery:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SecretDeliveryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SecretDelivery.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SECRET_DELIVERY_UNSPECIFIED: _SecretDelivery.ValueType  # 0
+    """Not set: files."""
+    SECRET_DELIVERY_FILES: _SecretDelivery.ValueType  # 1
+    """Every secret as a file /run/secrets/<locker>/<name>."""
+    SECRET_DELIVERY_ENDPOINT: _SecretDelivery.ValueType  # 2
+    """Only a token, /run/secrets/.ozwald-token, that the container presents to
+    the agent's secrets endpoint (GET /v1/secrets/<locker>/<name>).
+    """
+    SECRET_DELIVERY_BOTH: _SecretDelivery.ValueType  # 3
+    """Files and the endpoint's token."""
+
+class SecretDelivery(_SecretDelivery, metaclass=_SecretDeliveryEnumTypeWrapper):
+    """SecretDelivery is how a service's lockers reach its container."""
+
+SECRET_DELIVERY_UNSPECIFIED: SecretDelivery.ValueType  # 0
+"""Not set: files."""
+SECRET_DELIVERY_FILES: SecretDelivery.ValueType  # 1
+"""Every secret as a file /run/secrets/<locker>/<name>."""
+SECRET_DELIVERY_ENDPOINT: SecretDelivery.ValueType  # 2
+"""Only a token, /run/secrets/.ozwald-token, that the container presents to
+the agent's secrets endpoint (GET /v1/secrets/<locker>/<name>).
+"""
+SECRET_DELIVERY_BOTH: SecretDelivery.ValueType  # 3
+"""Files and the endpoint's token."""
+Global___SecretDelivery: _TypeAlias = SecretDelivery  # noqa: Y015
+
 class _OpenAiApi:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -64,6 +96,18 @@ class _VolumeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VolumeKind
     """A Docker named volume, created when missing."""
     VOLUME_KIND_TMPFS: _VolumeKind.ValueType  # 3
     """Memory-backed scratch space, empty at every start."""
+    VOLUME_KIND_ENCRYPTED: _VolumeKind.ValueType  # 4
+    """A realm volume encrypted at rest (`encrypted` says how); the container
+    sees its plaintext through a mount the agent makes on the host.
+    """
+    VOLUME_KIND_ENCRYPTED_TMP: _VolumeKind.ValueType  # 5
+    """An encrypted scratch volume of one container instance: a fresh random
+    key per instance, its ciphertext wiped when the container is removed.
+    """
+    VOLUME_KIND_VERSIONED: _VolumeKind.ValueType  # 6
+    """A versioned encrypted volume: its writable working copy, or one of its
+    immutable versions (read-only), per `encrypted.version`.
+    """
 
 class VolumeKind(_VolumeKind, metaclass=_VolumeKindEnumTypeWrapper):
     """VolumeKind says what backs a volume mount."""
@@ -76,7 +120,47 @@ VOLUME_KIND_NAMED: VolumeKind.ValueType  # 2
 """A Docker named volume, created when missing."""
 VOLUME_KIND_TMPFS: VolumeKind.ValueType  # 3
 """Memory-backed scratch space, empty at every start."""
+VOLUME_KIND_ENCRYPTED: VolumeKind.ValueType  # 4
+"""A realm volume encrypted at rest (`encrypted` says how); the container
+sees its plaintext through a mount the agent makes on the host.
+"""
+VOLUME_KIND_ENCRYPTED_TMP: VolumeKind.ValueType  # 5
+"""An encrypted scratch volume of one container instance: a fresh random
+key per instance, its ciphertext wiped when the container is removed.
+"""
+VOLUME_KIND_VERSIONED: VolumeKind.ValueType  # 6
+"""A versioned encrypted volume: its writable working copy, or one of its
+immutable versions (read-only), per `encrypted.version`.
+"""
 Global___VolumeKind: _TypeAlias = VolumeKind  # noqa: Y015
+
+class _EncryptionBackend:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EncryptionBackendEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EncryptionBackend.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENCRYPTION_BACKEND_UNSPECIFIED: _EncryptionBackend.ValueType  # 0
+    """Not set; refused."""
+    ENCRYPTION_BACKEND_GOCRYPTFS: _EncryptionBackend.ValueType  # 1
+    """gocryptfs (FUSE): per-file encryption of a directory on the agent's disk."""
+    ENCRYPTION_BACKEND_LUKS2: _EncryptionBackend.ValueType  # 2
+    """LUKS2 through cryptsetup and the kernel's device-mapper: an encrypted
+    file system image.
+    """
+
+class EncryptionBackend(_EncryptionBackend, metaclass=_EncryptionBackendEnumTypeWrapper):
+    """EncryptionBackend is what encrypts a volume at rest."""
+
+ENCRYPTION_BACKEND_UNSPECIFIED: EncryptionBackend.ValueType  # 0
+"""Not set; refused."""
+ENCRYPTION_BACKEND_GOCRYPTFS: EncryptionBackend.ValueType  # 1
+"""gocryptfs (FUSE): per-file encryption of a directory on the agent's disk."""
+ENCRYPTION_BACKEND_LUKS2: EncryptionBackend.ValueType  # 2
+"""LUKS2 through cryptsetup and the kernel's device-mapper: an encrypted
+file system image.
+"""
+Global___EncryptionBackend: _TypeAlias = EncryptionBackend  # noqa: Y015
 
 class _RestartPolicyKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -182,6 +266,7 @@ class ServiceSpec(_message.Message):
     OPENAI_FIELD_NUMBER: _builtins.int
     WEBHOOKS_FIELD_NUMBER: _builtins.int
     SECRET_LOCKERS_FIELD_NUMBER: _builtins.int
+    SECRET_DELIVERY_FIELD_NUMBER: _builtins.int
     realm: _builtins.str
     """Realm (Ozwald's namespace) the service belongs to."""
     name: _builtins.str
@@ -201,6 +286,11 @@ class ServiceSpec(_message.Message):
     persistent: _builtins.bool
     """Persistent services start with the agent and are never stopped or
     replaced by an update of the dynamic services.
+    """
+    secret_delivery: Global___SecretDelivery.ValueType
+    """How `secret_lockers` reach the container: files under /run/secrets (the
+    default), a short-lived token for the agent's secrets endpoint (a unix
+    socket mounted at /run/ozwald-secrets/agent.sock), or both.
     """
     @_builtins.property
     def entrypoint(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -299,10 +389,11 @@ class ServiceSpec(_message.Message):
         openai: Global___OpenAiEndpoint | None = ...,
         webhooks: _abc.Iterable[_webhook_pb2.Webhook] | None = ...,
         secret_lockers: _abc.Iterable[Global___SecretLockerRef] | None = ...,
+        secret_delivery: Global___SecretDelivery.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["health_check", b"health_check", "openai", b"openai", "resources", b"resources", "restart_policy", b"restart_policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "openai", b"openai", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "secret_lockers", b"secret_lockers", "variety", b"variety", "volumes", b"volumes", "webhooks", b"webhooks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "connector_port", b"connector_port", "depends_on", b"depends_on", "entrypoint", b"entrypoint", "env_files", b"env_files", "environment", b"environment", "health_check", b"health_check", "image", b"image", "labels", b"labels", "name", b"name", "networks", b"networks", "openai", b"openai", "persistent", b"persistent", "portals", b"portals", "profile", b"profile", "realm", b"realm", "resources", b"resources", "restart_policy", b"restart_policy", "secret_delivery", b"secret_delivery", "secret_lockers", b"secret_lockers", "variety", b"variety", "volumes", b"volumes", "webhooks", b"webhooks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -375,6 +466,7 @@ class VolumeMount(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     TMPFS_SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    ENCRYPTED_FIELD_NUMBER: _builtins.int
     kind: Global___VolumeKind.ValueType
     """What backs the mount."""
     source: _builtins.str
@@ -385,6 +477,12 @@ class VolumeMount(_message.Message):
     """Mount read-only."""
     tmpfs_size_bytes: _builtins.int
     """TMPFS only: size limit in bytes; 0 means Docker's default."""
+    @_builtins.property
+    def encrypted(self) -> Global___EncryptedVolume:
+        """ENCRYPTED, ENCRYPTED_TMP and VERSIONED: the volume and its encryption.
+        `source` is empty for these kinds.
+        """
+
     def __init__(
         self,
         *,
@@ -393,14 +491,81 @@ class VolumeMount(_message.Message):
         target: _builtins.str = ...,
         read_only: _builtins.bool = ...,
         tmpfs_size_bytes: _builtins.int = ...,
+        encrypted: Global___EncryptedVolume | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["encrypted", b"encrypted"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "read_only", b"read_only", "source", b"source", "target", b"target", "tmpfs_size_bytes", b"tmpfs_size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["encrypted", b"encrypted", "kind", b"kind", "read_only", b"read_only", "source", b"source", "target", b"target", "tmpfs_size_bytes", b"tmpfs_size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VolumeMount: _TypeAlias = VolumeMount  # noqa: Y015
+
+@_typing.final
+class EncryptedVolume(_message.Message):
+    """EncryptedVolume names an encrypted realm volume and how it is opened.
+    Never a key: only where the agent's vault keeps it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VOLUME_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    KEY_LOCKER_FIELD_NUMBER: _builtins.int
+    KEY_NAME_FIELD_NUMBER: _builtins.int
+    KEY_REVISION_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    WORKING_COPY_FIELD_NUMBER: _builtins.int
+    RESOLVED_VERSION_FIELD_NUMBER: _builtins.int
+    SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    volume: _builtins.str
+    """The realm volume's name (its backing data lives under the agent's state
+    directory, per realm and volume).
+    """
+    backend: Global___EncryptionBackend.ValueType
+    """What encrypts it."""
+    key_locker: _builtins.str
+    """The vault locker of the service's realm holding the key; empty for
+    ENCRYPTED_TMP (a random key per instance).
+    """
+    key_name: _builtins.str
+    """The secret of `key_locker` whose value is the key."""
+    key_revision: _builtins.int
+    """The key locker's revision, set by the agent at admission (clients leave
+    it 0): a changed key restarts the volume's services at the next apply.
+    """
+    version: _builtins.int
+    """VERSIONED: the version to mount read-only; 0 is the newest (resolved at
+    admission into `resolved_version`). Ignored when `working_copy` is set.
+    """
+    working_copy: _builtins.bool
+    """VERSIONED: mount the writable working copy instead of a version."""
+    resolved_version: _builtins.int
+    """VERSIONED: the version the agent mounts, set at admission (clients leave
+    it 0), so a new snapshot restarts readers of the newest at the next apply.
+    """
+    size_bytes: _builtins.int
+    """LUKS2: the size of the encrypted image in bytes."""
+    def __init__(
+        self,
+        *,
+        volume: _builtins.str = ...,
+        backend: Global___EncryptionBackend.ValueType = ...,
+        key_locker: _builtins.str = ...,
+        key_name: _builtins.str = ...,
+        key_revision: _builtins.int = ...,
+        version: _builtins.int = ...,
+        working_copy: _builtins.bool = ...,
+        resolved_version: _builtins.int = ...,
+        size_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "key_locker", b"key_locker", "key_name", b"key_name", "key_revision", b"key_revision", "resolved_version", b"resolved_version", "size_bytes", b"size_bytes", "version", b"version", "volume", b"volume", "working_copy", b"working_copy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EncryptedVolume: _TypeAlias = EncryptedVolume  # noqa: Y015
 
 @_typing.final
 class HealthCheck(_message.Message):
