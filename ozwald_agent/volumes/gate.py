@@ -7,7 +7,9 @@ pinned), so a new snapshot restarts the readers of the newest at the next apply.
 `refuse` adds a refusal to every START or RESTART whose backend cannot run here
 (VOLUME_BACKEND_UNAVAILABLE, e.g. LUKS2 without device-mapper), whose key locker or key
 is missing (LOCKER_MISSING, VOLUME_KEY_MISSING), whose vault is locked (VAULT_LOCKED), or
-whose version does not exist (VOLUME_VERSION_MISSING). Admission stays atomic.
+whose version does not exist (VOLUME_VERSION_MISSING), and a LUKS2 volume that is not
+of type encrypted or has no usable size (INVALID_SPEC; config validation says so first,
+this catches specs sent without it). Admission stays atomic.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.admission.refusals import by_service, refusal
 from ozwald_agent.secrets.vault import Vault
+from ozwald_agent.volumes import luks
 from ozwald_agent.volumes.mounts import VolumeMounts, backend_unavailable_reason, is_encrypted
 
 _STARTS = (plan_pb2.ACTION_KIND_START, plan_pb2.ACTION_KIND_RESTART)
@@ -95,6 +98,19 @@ class VolumesGate:
                     )
                 )
                 continue
+            invalid = _luks2_invalid(mount)
+            if invalid is not None:
+                found.append(
+                    refusal(
+                        key,
+                        plan_pb2.REFUSAL_REASON_INVALID_SPEC,
+                        f"{what}: {invalid}",
+                        "declare it as type encrypted with a size (e.g. size: 10GiB), or use "
+                        "backend: gocryptfs",
+                        subject=enc.volume,
+                    )
+                )
+                continue
             if mount.kind in _KEYED:
                 if enc.key_revision == 0:
                     found.append(
@@ -151,6 +167,19 @@ class VolumesGate:
     def _has_key(self, realm: str, enc: service_spec_pb2.EncryptedVolume) -> bool:
         states = self._vault.lockers(realm, enc.key_locker)
         return bool(states) and any(s.name == enc.key_name for s in states[0].secrets)
+
+
+def _luks2_invalid(mount: service_spec_pb2.VolumeMount) -> str | None:
+    if mount.encrypted.backend != service_spec_pb2.ENCRYPTION_BACKEND_LUKS2:
+        return None
+    if mount.kind != service_spec_pb2.VOLUME_KIND_ENCRYPTED:
+        return "the luks2 backend supports only volumes of type encrypted"
+    if mount.encrypted.size_bytes < luks.MIN_SIZE_BYTES:
+        return (
+            f"a luks2 volume needs a size of at least {luks.MIN_SIZE_BYTES // 2**20} MiB "
+            f"(got {mount.encrypted.size_bytes} bytes)"
+        )
+    return None
 
 
 def _backend(backend: service_spec_pb2.EncryptionBackend.ValueType) -> str:

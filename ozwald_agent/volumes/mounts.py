@@ -13,6 +13,11 @@ created and unmounted, and its mount point removed, after its last user is remov
 container can then never bind the empty directory by mistake (Docker refuses a missing
 bind source). `sweep` (agent start and stop) unmounts every gocryptfs mount under `run`
 that no existing container of this agent binds, and adopts the others.
+
+LUKS2 (`luks.py`): the image of a volume is `state/<realm>/<volume>/luks2.img`, opened as
+device `ozwald-<agent id>-<realm>-<volume>` and mounted at the same plaintext mount point;
+only `encrypted` volumes. The sweep handles its mounts like gocryptfs ones, then closes
+this agent's devices that no adopted mount uses.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.volumes import gocryptfs, luks, mountinfo, versions
-from ozwald_agent.volumes.errors import BackendUnavailableError, VolumeNotFoundError
+from ozwald_agent.volumes.errors import BackendUnavailableError, VolumeError, VolumeNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ LOGS = ".logs"
 
 KeyReader = Callable[[str, str, service_spec_pb2.EncryptedVolume], bytes]
 """(realm, service, volume) -> the key bytes; raises VolumeKeyError."""
+Unavailable = Callable[[service_spec_pb2.EncryptionBackend.ValueType], str | None]
+LUKS2 = service_spec_pb2.ENCRYPTION_BACKEND_LUKS2
 
 
 def is_encrypted(mount: service_spec_pb2.VolumeMount) -> bool:
@@ -87,6 +94,10 @@ class Layout:
     def tmp_plain(self, container: str, volume: str) -> Path:
         return self.run / TMP / container / volume
 
+    @property
+    def agent_id(self) -> str:
+        return self.run.name
+
     def log(self, plain: Path) -> Path:
         return self.run / LOGS / (str(plain.relative_to(self.run)).replace("/", "_") + ".log")
 
@@ -103,8 +114,17 @@ class _Where:
 class VolumeMounts:
     """Thread-safe: create and remove run on the reconciler's worker threads."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        *,
+        luks2: luks.Luks2 | None = None,
+        unavailable: Unavailable = backend_unavailable_reason,
+    ) -> None:
         self.layout = layout
+        self._luks = luks2 if luks2 is not None else luks.Luks2(layout.agent_id)
+        self._unavailable = unavailable
+        self._luks_open: dict[Path, str] = {}  # plaintext -> device name, LUKS2 mounts
         self._lock = threading.RLock()
         self._users: dict[Path, set[str]] = {}
         self._tmp: dict[Path, Path] = {}
@@ -146,15 +166,11 @@ class VolumeMounts:
         read_key: KeyReader,
     ) -> Path:
         enc = mount.encrypted
-        reason = backend_unavailable_reason(enc.backend)
+        reason = self._unavailable(enc.backend)
         if reason is not None:
             raise BackendUnavailableError(f"volume {spec.realm}/{enc.volume}: {reason}")
-        if enc.backend == service_spec_pb2.ENCRYPTION_BACKEND_LUKS2:
-            raise BackendUnavailableError(
-                f"volume {spec.realm}/{enc.volume}: this agent opens LUKS2 volumes only where "
-                "device-mapper is available, and does not yet mount them",
-                remedy="use backend: gocryptfs",
-            )
+        if enc.backend == LUKS2:
+            return self._acquire_luks(container, spec, mount, owner, read_key)
         where = self._where(container, spec.realm, mount)
         plain, cipher, tmp_backing = where.plain, where.cipher, where.tmp_backing
         label, read_only = where.label, where.read_only
@@ -191,6 +207,40 @@ class VolumeMounts:
         self._labels[plain] = label
         if tmp_backing is not None:
             self._tmp[plain] = tmp_backing
+        logger.info("mounted encrypted volume %s for %s", label, container, extra={"volume": label})
+        return plain
+
+    def _acquire_luks(
+        self,
+        container: str,
+        spec: service_spec_pb2.ServiceSpec,
+        mount: service_spec_pb2.VolumeMount,
+        owner: tuple[int, int],
+        read_key: KeyReader,
+    ) -> Path:
+        enc, realm = mount.encrypted, spec.realm
+        label = f"{realm}/{enc.volume}"
+        if mount.kind != service_spec_pb2.VOLUME_KIND_ENCRYPTED:
+            raise VolumeError(
+                f"volume {label}: the luks2 backend supports only type encrypted",
+                remedy="use backend: gocryptfs for encrypted-tmp and versioned volumes",
+            )
+        plain = self.layout.plain(realm, enc.volume)
+        if self._users.get(plain):
+            self._users[plain].add(container)
+            return plain
+        name = self._luks.name(realm, enc.volume)
+        backing = self.layout.backing(realm, enc.volume)
+        # Left by an agent that died, and adopted by no container: never reused, so that
+        # the key is checked again.
+        self._luks.close(plain if self._luks_mounted(plain) else None, name, None)
+        key = read_key(realm, spec.name, enc)
+        self._luks.open(
+            backing, name, plain, key, size_bytes=enc.size_bytes, owner=owner, label=label
+        )
+        self._users[plain] = {container}
+        self._labels[plain] = label
+        self._luks_open[plain] = name
         logger.info("mounted encrypted volume %s for %s", label, container, extra={"volume": label})
         return plain
 
@@ -267,6 +317,8 @@ class VolumeMounts:
                 self._users.pop(plain, None)
                 unmounted.append(plain)
                 logger.info("unmounted a leftover encrypted volume at %s", plain)
+            if self._unavailable(LUKS2) is None:
+                unmounted.extend(self._sweep_luks(sources))
             # Ciphertext of tmp volumes whose mount is gone can never be opened again.
             tmp_root = self.layout.state / TMP
             kept = set(self._tmp.values())
@@ -279,6 +331,31 @@ class VolumeMounts:
                 _remove_empty_dirs(self.layout.run, keep_root=True)
         self._swept.set()
         return unmounted
+
+    def _sweep_luks(self, sources: Mapping[str, set[str]]) -> list[Path]:
+        unmounted = []
+        for entry in self._luks.mounts_under(self.layout.run):
+            plain = Path(entry.mount_point)
+            name = entry.source.removeprefix("/dev/mapper/")
+            if self._users.get(plain):
+                continue
+            users = {c for c, srcs in sources.items() if entry.mount_point in srcs}
+            if users:
+                self._users.setdefault(plain, set()).update(users)
+                self._luks_open[plain] = name
+                continue
+            self._luks.close(plain, None, None)
+            unmounted.append(plain)
+            logger.info("unmounted a leftover encrypted volume at %s", plain)
+        for name in self._luks.close_leftovers(self._luks_open.values(), self._luks_backings()):
+            logger.info("closed a leftover encrypted device %s", name)
+        return unmounted
+
+    def _luks_backings(self) -> Iterator[tuple[str, Path]]:
+        for realm, volume in self.volumes():
+            backing = self.layout.backing(realm, volume)
+            if (backing / luks.IMAGE).exists() or (backing / luks.NEW_IMAGE).exists():
+                yield self._luks.name(realm, volume), backing
 
     def skip_sweep(self) -> None:
         """Lets mounts go ahead when the sweep could not run (its failure is logged)."""
@@ -328,6 +405,9 @@ class VolumeMounts:
 
     # Internals ----------------------------------------------------------------------
 
+    def _luks_mounted(self, plain: Path) -> bool:
+        return any(e.mount_point == str(plain) for e in self._luks.mounts_under(plain.parent))
+
     def _is_mounted(self, plain: Path) -> bool:
         return any(
             e.mount_point == str(plain)
@@ -335,6 +415,11 @@ class VolumeMounts:
         )
 
     def _unmount(self, plain: Path) -> None:
+        name = self._luks_open.pop(plain, None)
+        if name is not None:
+            realm, volume = plain.relative_to(self.layout.run).parts[:2]
+            self._luks.close(plain, name, self.layout.backing(realm, volume) / luks.IMAGE)
+            return
         if self._is_mounted(plain):
             gocryptfs.unmount(plain)
         with contextlib.suppress(OSError):

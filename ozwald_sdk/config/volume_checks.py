@@ -8,13 +8,21 @@ from typing import TYPE_CHECKING
 
 from ozwald_sdk.config.diagnostics import Diagnostic
 from ozwald_sdk.config.diagnostics import Path as KeyPath
-from ozwald_sdk.config.model import EncryptedVolume, Realm, VersionedVolume
+from ozwald_sdk.config.model import (
+    EncryptedTmpVolume,
+    EncryptedVolume,
+    Realm,
+    VersionedVolume,
+)
 from ozwald_sdk.config.model_service import VolumeMount
 from ozwald_sdk.config.problems import closest
 from ozwald_sdk.config.source import SourceMap
 
 if TYPE_CHECKING:
     from ozwald_sdk.config.checks import RealmView
+
+LUKS2_MIN_SIZE = 32 * 2**20
+"""Bytes; the agent's `luks.MIN_SIZE_BYTES`."""
 
 
 def encrypted_volume_problems(
@@ -32,13 +40,26 @@ def encrypted_volume_problems(
                 suggestion=closest(key.locker, lockers),
             )
         if (
-            isinstance(volume, EncryptedVolume)
-            and volume.backend == "luks2"
-            and volume.size is None
+            not isinstance(volume, EncryptedVolume | EncryptedTmpVolume | VersionedVolume)
+            or volume.backend != "luks2"
         ):
+            continue
+        if not isinstance(volume, EncryptedVolume):
+            yield source.diagnostic(
+                (*path, "backend"),
+                f"volume '{name}' is of type {volume.type}, which the luks2 backend does not "
+                "support (only type encrypted): use backend: gocryptfs",
+            )
+        elif volume.size is None:
             yield source.diagnostic(
                 (*path, "backend"),
                 f"volume '{name}' uses backend luks2, which needs a size (e.g. size: 10GiB)",
+            )
+        elif volume.size < LUKS2_MIN_SIZE:
+            yield source.diagnostic(
+                (*path, "size"),
+                f"volume '{name}' uses backend luks2, whose header alone takes 16MiB: give it "
+                "a size of at least 32MiB",
             )
 
 
