@@ -15,6 +15,7 @@ import functools
 import grp
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -200,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(
             "--listen serves over TCP, which requires mutual TLS: give --tls-cert, "
             "--tls-key and --tls-client-ca (for local use, the unix socket needs none)"
+        )
+    if not (math.isfinite(args.secrets_token_ttl) and args.secrets_token_ttl > 0):
+        parser.error(
+            f"--secrets-token-ttl {args.secrets_token_ttl:g}: a token must live a positive, "
+            f"finite number of seconds; give e.g. {DEFAULT_TOKEN_TTL_S:g} (the default)"
         )
     socket_path = args.socket.absolute()
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:

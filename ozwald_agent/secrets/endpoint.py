@@ -32,12 +32,12 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from ozwald_agent.secrets.errors import SecretNotFoundError, VaultError
-from ozwald_agent.secrets.vault import Vault
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,24 @@ TOKEN_FILE = ".ozwald-token"
 SOCKET_ENV = "OZWALD_SECRETS_SOCKET"
 TOKEN_FILE_ENV = "OZWALD_SECRETS_TOKEN_FILE"
 _PATH = re.compile(r"^/v1/secrets/([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)$")
+
+
+class EndpointVault(Protocol):
+    """What the endpoint needs of the vault (`ozwald_agent.secrets.vault.Vault` fits)."""
+
+    def read_revision(self, realm: str, locker: str, revision: int) -> dict[str, bytes]: ...
+
+    def audit(
+        self,
+        who: str,
+        action: str,
+        *,
+        realm: str = "",
+        locker: str = "",
+        names: Collection[str] = (),
+        outcome: str = "ok",
+        correlation_id: str = "",
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -201,7 +219,7 @@ def _peer_pid(conn: object) -> int:
 class SecretsEndpoint:
     """Serves `GET /v1/secrets/<locker>/<name>` on `directory/agent.sock`."""
 
-    def __init__(self, directory: Path, vault: Vault, tokens: TokenRegistry) -> None:
+    def __init__(self, directory: Path, vault: EndpointVault, tokens: TokenRegistry) -> None:
         self.directory = directory
         self.socket_path = directory / SOCKET_NAME
         self._vault = vault

@@ -35,9 +35,14 @@ def _positive(text: str) -> int:
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
+    # `deliveries` takes the connection and output options `main` gave `parser` (--agent,
+    # --timeout, --json, TLS), so that they work after it too, as after every other command.
+    shared = argparse.ArgumentParser(add_help=False, parents=[parser])
     what = parser.add_subparsers(dest="webhooks_command", metavar="WHAT", required=True)
     deliveries = what.add_parser(
         "deliveries",
+        parents=[shared],
+        add_help=False,
         help="recorded delivery attempts, newest first",
         description="recorded delivery attempts, newest first (the agent keeps the last 10,000)",
     )
@@ -49,9 +54,6 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=DEFAULT_LIMIT,
         help=f"at most N attempts (default {DEFAULT_LIMIT})",
-    )
-    deliveries.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
     )
 
 

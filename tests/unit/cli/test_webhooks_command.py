@@ -84,6 +84,23 @@ def test_deliveries_as_json_and_with_a_limit(
     assert only["hook"] == "audit"
 
 
+@pytest.mark.parametrize(
+    "where",
+    ["before", "after"],
+    ids=["options-before-deliveries", "options-after-deliveries"],
+)
+def test_connection_options_work_before_and_after_deliveries(
+    where: str, address: str, fake: ProvisioningFake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    connection = ["--agent", address, "--timeout", "7", "--json"]
+    command = ["webhooks", "deliveries", "--service", "embed"]
+    argv = connection + command if where == "before" else command + connection
+    assert main(argv) == ExitCode.OK
+    assert len(json.loads(capsys.readouterr().out)["deliveries"]) == 2
+    (remaining,) = fake.webhooks.time_remaining
+    assert remaining is not None and 5 < remaining < 7.5  # --timeout became the deadline
+
+
 def test_no_deliveries_says_how_to_subscribe(
     address: str, fake: ProvisioningFake, capsys: pytest.CaptureFixture[str]
 ) -> None:

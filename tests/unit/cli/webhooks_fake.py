@@ -14,6 +14,8 @@ class WebhooksState:
     deliveries: list[W.WebhookDelivery] = field(default_factory=list)
     """Newest first, as the agent answers."""
     requests: list[pb.ListWebhookDeliveriesRequest] = field(default_factory=list)
+    time_remaining: list[float | None] = field(default_factory=list)
+    """Seconds each request had left before its deadline, as the server saw it."""
 
 
 class WebhooksFake:
@@ -23,6 +25,7 @@ class WebhooksFake:
         self, request: pb.ListWebhookDeliveriesRequest, context: grpc.ServicerContext
     ) -> pb.ListWebhookDeliveriesResponse:
         self.webhooks.requests.append(request)
+        self.webhooks.time_remaining.append(context.time_remaining())
         chosen = [
             d
             for d in self.webhooks.deliveries
