@@ -60,7 +60,8 @@ MAX_SOCKET_PATH_BYTES = 107
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ozwald-agent",
-        description="Ozwald's per-host agent: host profiling and (soon) provisioning over gRPC.",
+        description="Ozwald's per-host agent over gRPC: host profiling, admission, "
+        "provisioning, service profiling, secrets, encrypted volumes and webhooks.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ozwald_version()}")
     parser.add_argument(

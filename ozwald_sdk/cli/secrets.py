@@ -248,15 +248,17 @@ def _run(invocation: Invocation) -> int:
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
+    # Every subcommand takes the connection and output options `main` gave `parser`
+    # (--agent, --timeout, --json, TLS), so that they work after it too.
+    shared = argparse.ArgumentParser(add_help=False, parents=[parser])
     what = parser.add_subparsers(dest="secrets_command", metavar="WHAT", required=True)
 
     def sub(name: str, help: str, *, realm: bool = True) -> argparse.ArgumentParser:
-        p = what.add_parser(name, help=help, description=help)
+        p = what.add_parser(name, parents=[shared], add_help=False, help=help, description=help)
         if realm:
             p.add_argument(
                 "--realm", default="default", help="the vault's realm (default: default)"
             )
-        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         return p
 
     p = sub("set", "set one secret; the value comes from stdin or --from-file, never argv")

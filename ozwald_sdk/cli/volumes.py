@@ -74,11 +74,13 @@ def _run(invocation: Invocation) -> int:
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
+    # Every subcommand takes the connection and output options `main` gave `parser`
+    # (--agent, --timeout, --json, TLS), so that they work after it too.
+    shared = argparse.ArgumentParser(add_help=False, parents=[parser])
     what = parser.add_subparsers(dest="volumes_command", metavar="WHAT", required=True)
 
     def sub(name: str, help: str) -> argparse.ArgumentParser:
-        p = what.add_parser(name, help=help, description=help)
-        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+        p = what.add_parser(name, parents=[shared], add_help=False, help=help, description=help)
         return p
 
     p = sub("list", "the agent's encrypted volumes and the containers that mount them")
