@@ -24,17 +24,14 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.runtime.container_info import ContainerInfo, ContainerState, StopResult
+from ozwald_agent.runtime.delegating import DelegatingRuntime
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.errors import ContainerNotFoundError, ContainerRuntimeError
-from ozwald_agent.runtime.events import RuntimeEvent
-from ozwald_agent.runtime.exec import ExecResult
 from ozwald_agent.runtime.gpus import GpuAssignment
 from ozwald_agent.runtime.image_user import image_user
 from ozwald_agent.runtime.naming import container_name
@@ -43,7 +40,6 @@ from ozwald_agent.runtime.secret_files import (
     remove_secret_dir,
     write_secret_dir,
 )
-from ozwald_agent.runtime.streams import StoppableIterator
 from ozwald_agent.secrets import endpoint as ep
 from ozwald_agent.secrets.errors import VaultError
 from ozwald_agent.secrets.vault import Vault
@@ -66,7 +62,7 @@ class SecretsUnavailableError(ContainerRuntimeError):
     reason = "SECRETS_UNAVAILABLE"
 
 
-class SecretDeliveringRuntime:
+class SecretDeliveringRuntime(DelegatingRuntime[DockerRuntime]):
     """A `ContainerRuntime` that gives containers their lockers as files."""
 
     def __init__(
@@ -77,7 +73,7 @@ class SecretDeliveringRuntime:
         *,
         token_ttl_s: float = ep.DEFAULT_TOKEN_TTL_S,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._vault = vault
         self._root = base / inner.agent_id
         self._base = base
@@ -86,10 +82,6 @@ class SecretDeliveringRuntime:
         self._endpoint_lock = threading.Lock()
         self._stopping = threading.Event()
         self._copies: set[str] = set()
-
-    @property
-    def agent_id(self) -> str:
-        return self._inner.agent_id
 
     def directory_for(self, realm: str, service: str) -> Path:
         return self._root / container_name(realm, service, self._inner.settings.name_prefix)
@@ -340,46 +332,8 @@ class SecretDeliveringRuntime:
             self._scope_file(directory.name).unlink(missing_ok=True)
         return removed
 
-    # Everything else is the engine's own ---------------------------------------------
-
-    def start(self, container: str) -> None:
-        self._inner.start(container)
-
     def stop(self, container: str, *, timeout_s: float = 10.0) -> StopResult:
         # Revoked before the stop: a stopping container reads nothing more.
         with contextlib.suppress(ContainerNotFoundError):
             self.tokens.revoke(self._inner.inspect(container).name.lstrip("/"))
         return self._inner.stop(container, timeout_s=timeout_s)
-
-    def inspect(self, container: str) -> ContainerInfo:
-        return self._inner.inspect(container)
-
-    def inspect_service(self, realm: str, service: str) -> ContainerInfo | None:
-        return self._inner.inspect_service(realm, service)
-
-    def list_managed(
-        self, *, realm: str | None = None, service: str | None = None
-    ) -> list[ContainerInfo]:
-        return self._inner.list_managed(realm=realm, service=service)
-
-    def container_ip(self, container: str, *, network: str | None = None) -> str:
-        return self._inner.container_ip(container, network=network)
-
-    def logs(
-        self, container: str, *, tail: int | None = 100, timestamps: bool = False
-    ) -> list[str]:
-        return self._inner.logs(container, tail=tail, timestamps=timestamps)
-
-    def follow_logs(
-        self, container: str, *, tail: int | None = 0, timestamps: bool = False
-    ) -> StoppableIterator[str]:
-        return self._inner.follow_logs(container, tail=tail, timestamps=timestamps)
-
-    def watch_exits(self, *, since: datetime | None = None) -> StoppableIterator[RuntimeEvent]:
-        return self._inner.watch_exits(since=since)
-
-    def exec(self, container: str, argv: Sequence[str], *, timeout_s: float) -> ExecResult:
-        return self._inner.exec(container, argv, timeout_s=timeout_s)
-
-    def remove_unused_networks(self, *, realm: str | None = None) -> list[str]:
-        return self._inner.remove_unused_networks(realm=realm)

@@ -11,21 +11,17 @@ ciphertext of its encrypted-tmp volumes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
 
 from ozwald.common.v1 import service_spec_pb2
 
-from ozwald_agent.runtime.container_info import ContainerInfo, StopResult
+from ozwald_agent.runtime.container_info import ContainerInfo
+from ozwald_agent.runtime.delegating import DelegatingRuntime
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.errors import ContainerNotFoundError
-from ozwald_agent.runtime.events import RuntimeEvent
-from ozwald_agent.runtime.exec import ExecResult
 from ozwald_agent.runtime.gpus import GpuAssignment
 from ozwald_agent.runtime.image_user import image_user
 from ozwald_agent.runtime.naming import container_name
 from ozwald_agent.runtime.protocol import ContainerRuntime
-from ozwald_agent.runtime.streams import StoppableIterator
 from ozwald_agent.secrets.errors import SecretNotFoundError, VaultError
 from ozwald_agent.secrets.vault import Vault
 from ozwald_agent.volumes import gocryptfs
@@ -79,20 +75,16 @@ class VaultKeys:
         return gocryptfs.check_key(value)
 
 
-class VolumeMountingRuntime:
+class VolumeMountingRuntime(DelegatingRuntime[ContainerRuntime]):
     """A `ContainerRuntime` whose containers see their encrypted volumes' plaintext."""
 
     def __init__(
         self, inner: ContainerRuntime, docker: DockerRuntime, mounts: VolumeMounts, keys: VaultKeys
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._docker = docker
         self._mounts = mounts
         self._keys = keys
-
-    @property
-    def agent_id(self) -> str:
-        return self._inner.agent_id
 
     def binds(self) -> dict[str, list[str]]:
         """Every container of this agent (any state) -> the host paths it bind-mounts."""
@@ -155,44 +147,3 @@ class VolumeMountingRuntime:
         if info is not None:
             self._mounts.release(info.name.lstrip("/"))
         return removed
-
-    # Everything else is the inner runtime's own ----------------------------------------
-
-    def start(self, container: str) -> None:
-        self._inner.start(container)
-
-    def stop(self, container: str, *, timeout_s: float = 10.0) -> StopResult:
-        return self._inner.stop(container, timeout_s=timeout_s)
-
-    def inspect(self, container: str) -> ContainerInfo:
-        return self._inner.inspect(container)
-
-    def inspect_service(self, realm: str, service: str) -> ContainerInfo | None:
-        return self._inner.inspect_service(realm, service)
-
-    def list_managed(
-        self, *, realm: str | None = None, service: str | None = None
-    ) -> list[ContainerInfo]:
-        return self._inner.list_managed(realm=realm, service=service)
-
-    def container_ip(self, container: str, *, network: str | None = None) -> str:
-        return self._inner.container_ip(container, network=network)
-
-    def logs(
-        self, container: str, *, tail: int | None = 100, timestamps: bool = False
-    ) -> list[str]:
-        return self._inner.logs(container, tail=tail, timestamps=timestamps)
-
-    def follow_logs(
-        self, container: str, *, tail: int | None = 0, timestamps: bool = False
-    ) -> StoppableIterator[str]:
-        return self._inner.follow_logs(container, tail=tail, timestamps=timestamps)
-
-    def watch_exits(self, *, since: datetime | None = None) -> StoppableIterator[RuntimeEvent]:
-        return self._inner.watch_exits(since=since)
-
-    def exec(self, container: str, argv: Sequence[str], *, timeout_s: float) -> ExecResult:
-        return self._inner.exec(container, argv, timeout_s=timeout_s)
-
-    def remove_unused_networks(self, *, realm: str | None = None) -> list[str]:
-        return self._inner.remove_unused_networks(realm=realm)
