@@ -103,13 +103,17 @@ def compose_service(shape: Shape, container: str, labels: dict[str, str]) -> dic
     }
 
 
-def compose_document(services: dict[str, dict[str, Any]], network: str) -> dict[str, Any]:
-    """A compose file whose services share the existing network `network`."""
-    return {
-        "version": "2.4",
-        "services": services,
-        "networks": {"peers": {"external": True, "name": network}},
-    }
+def compose_document(
+    services: dict[str, dict[str, Any]], network: str, *, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A compose file whose services share the network `network`: an existing one, or
+    with `labels` one that compose itself makes at `up` and removes at `down`."""
+    peers: dict[str, Any] = {"name": network}
+    if labels is None:
+        peers["external"] = True
+    else:
+        peers["labels"] = labels
+    return {"version": "2.4", "services": services, "networks": {"peers": peers}}
 
 
 def agent_nofile(attrs: dict[str, Any]) -> int:

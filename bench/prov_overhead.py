@@ -3,16 +3,18 @@
 Contenders, in rotating order every round, each torn down (untimed) before the next:
 
 - ozwald SDK: `AgentClient.apply_services([spec])` to an agent already running (state
-  directory warm, realm network made by the calibration run), then
+  directory warm; the realm's network is made with the service and removed with it, as
+  for any realm's only service), then
   `ozwald_sdk.waiting.wait_until_ready` (ListServices + WatchServices) until the agent
   reports READY, which it does once its own HTTP probe of /healthz passed.
 - ozwald CLI: `ozwald update_services web --wait --config FILE` as a new process (Python
   start, config load and resolve, host profile, apply, wait).
-- raw docker SDK: `containers.create` with the settings the agent gave its container
-  (compared field by field in the warm-up), `start`, inspect for the IP, then GET /healthz
-  from the host at once and again every interval until it answers 2xx.
-- docker-compose (Debian's v1): `up -d` of the same service on a network made beforehand
-  (as the agent's realm network is), then the same polling as raw: v1 has no wait.
+- raw docker SDK: `networks.create`, then `containers.create` with the settings the agent
+  gave its container (compared field by field in the warm-up), `start`, inspect for the
+  IP, then GET /healthz from the host at once and again every interval until it answers
+  2xx; down removes the container and the network.
+- docker-compose (Debian's v1): `up -d` of the same service, compose making its network
+  (and `down` removing it), then the same polling as raw: v1 has no wait.
 
 The interval is the same for all (--interval, default 0.1 s): the service's health check
 declares it for the agent; the peers poll at it. Times are time.perf_counter() from the
@@ -210,6 +212,12 @@ class RawDocker:
 
     def up(self) -> Run:
         began = time.perf_counter()
+        # Like the agent, which makes a realm's network with its first service and removes
+        # it with its last: one service up means its network is made too.
+        self._engine.networks.create(
+            self._network, driver="bridge", labels={"ozwald.realm": self._realm, BENCH_LABEL: "raw"}
+        )
+        made = time.perf_counter() - began
         self._engine.containers.create(**self._kwargs)
         created = time.perf_counter() - began
         self._engine.api.start(self.container)
@@ -219,11 +227,17 @@ class RawDocker:
             {SERVICE: ip}, PORT, HEALTH_PATH, self._interval_s, READY_TIMEOUT_S
         )
         total = time.perf_counter() - began
-        steps = {"container created": created, "container started": started, "ready": total}
+        steps = {
+            "network created": made,
+            "container created": created,
+            "container started": started,
+            "ready": total,
+        }
         return Run(total, steps, polls)
 
     def down(self) -> None:
         self._engine.api.remove_container(self.container, force=True)
+        self._engine.api.remove_network(self._network)
 
 
 class Compose:
@@ -242,8 +256,10 @@ class Compose:
         self._realm, self._network, self._interval_s = realm, network, interval_s
         self._engine = engine()
         labels = {"ozwald.realm": realm, BENCH_LABEL: "compose"}
+        # compose makes its project's network at `up` and removes it at `down`, as the
+        # agent does with a realm's network for its only service.
         document = compose_document(
-            {SERVICE: compose_service(shape, self.container, labels)}, network
+            {SERVICE: compose_service(shape, self.container, labels)}, network, labels=labels
         )
         file = workdir / "docker-compose.yml"
         file.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -299,7 +315,6 @@ def main() -> int:
 
     ensure_tiny_image()
     realm = new_realm("bo")
-    network = f"{realm}-peers"
     compose = None if args.no_compose else shutil.which("docker-compose")
     ozwald = None if args.no_cli else cli_with_wait()
     notes: list[str] = []
@@ -329,17 +344,21 @@ def main() -> int:
         reference = engine().api.inspect_container(sdk.container)
         sdk.down()
         shape = Shape(SERVICE, MEMORY, CPUS, agent_nofile(reference))
-        engine().networks.create(
-            network, driver="bridge", labels={"ozwald.realm": realm, BENCH_LABEL: "peers"}
-        )
 
         contenders: list[Contender] = [sdk]
         if ozwald is not None:
             contenders.append(OzwaldCli(client, agent, realm, config, ozwald))
-        contenders.append(RawDocker(shape, realm, network, args.interval))
+        contenders.append(RawDocker(shape, realm, f"{realm}-raw", args.interval))
         if compose is not None:
             contenders.append(
-                Compose(shape, realm, network, args.interval, workdir=workdir, compose=compose)
+                Compose(
+                    shape,
+                    realm,
+                    f"{realm}-compose",
+                    args.interval,
+                    workdir=workdir,
+                    compose=compose,
+                )
             )
         expected = settings(reference)
 

@@ -50,9 +50,9 @@ logger = logging.getLogger(__name__)
 
 S = service_status_pb2
 TICK_S = 0.5
-# While a service starts, probes come quickly (50 ms, doubling up to its interval) so
-# readiness is seen within a few tens of milliseconds; failures still count at the
-# declared interval, so the quick probes never fail a slow starter early.
+# While a service starts, probes come at once, then quickly (50 ms, doubling up to its
+# interval), so readiness is seen within a few tens of milliseconds; failures still count
+# at the declared interval, so the quick probes never fail a slow starter early.
 FIRST_STARTUP_PROBE_S = 0.05
 SHORTEST_WAIT_S = 0.05
 # Containers created or stopped at once; more mostly queues inside the engine.
@@ -146,7 +146,13 @@ class Reconciler:
             if t.state in (S.INSTANCE_STATE_STARTING, S.INSTANCE_STATE_READY)
         ] + [t.retry_at for t in self._tracked.values() if t.state == S.INSTANCE_STATE_RESTARTING]
         wait = min(due, default=self._clock() + TICK_S) - self._clock()
-        return min(max(wait, SHORTEST_WAIT_S), TICK_S)
+        # A service that has just started gets its first probe at once (many answer the
+        # moment they start); that probe moves its next one on, so this cannot spin.
+        just_started = any(
+            t.state == S.INSTANCE_STATE_STARTING and t.startup_probes == 0
+            for t in self._tracked.values()
+        )
+        return min(max(wait, 0.0 if just_started else SHORTEST_WAIT_S), TICK_S)
 
     # One pass ---------------------------------------------------------------------
 
@@ -361,7 +367,7 @@ class Reconciler:
     def _begin_probing(self, tracked: Tracked, desired: DesiredService, now: float) -> None:
         check = desired.spec.health_check
         tracked.started_at = now
-        tracked.next_probe_at = now + FIRST_STARTUP_PROBE_S
+        tracked.next_probe_at = now
         tracked.startup_probes = 0
         tracked.count_failures_from = now + _seconds(check.start_period)
         tracked.failures = 0
