@@ -11,9 +11,12 @@ if git rev-parse -q --verify HEAD >/dev/null && git cat-file -e HEAD:proto 2>/de
     "$buf" breaking --against '.git#ref=HEAD'
 fi
 checked=0
+# buf clones refs 50 commits deep by default; reach back to the first commit.
+depth=$(( $(git rev-list --count HEAD) + 1 ))
 for commit in $(git rev-list --max-count="$limit" HEAD -- proto); do
     if git cat-file -e "$commit~1:proto" 2>/dev/null; then
-        "$buf" breaking "$(pwd)/.git#ref=$commit" --against "$(pwd)/.git#ref=$commit~1"
+        "$buf" breaking "$(pwd)/.git#ref=$commit,depth=$depth" \
+            --against "$(pwd)/.git#ref=$commit~1,depth=$depth"
         checked=$((checked + 1))
     fi
 done

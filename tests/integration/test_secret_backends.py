@@ -79,7 +79,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def kms_url() -> Iterator[str]:
     server = shutil.which("moto_server", path=str(Path(sys.executable).parent))
     if server is None:
-        pytest.skip("moto_server is missing: pip install 'moto[server]'")
+        pytest.fail("moto_server is missing: pip install 'moto[server]' (make install does)")
     port = _free_port()
     process = subprocess.Popen(
         [server, "-H", "127.0.0.1", "-p", str(port)],
@@ -128,7 +128,9 @@ def kms_key(kms: object) -> str:
 def keyring_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     daemon = shutil.which("gnome-keyring-daemon")
     if daemon is None or shutil.which("dbus-daemon") is None:
-        pytest.skip("gnome-keyring-daemon or dbus-daemon is missing (apt gnome-keyring dbus)")
+        pytest.fail(
+            "gnome-keyring-daemon or dbus-daemon is missing: apt-get install -y gnome-keyring dbus"
+        )
     home, runtime = tmp_path / "home", tmp_path / "run"
     home.mkdir()
     runtime.mkdir(mode=0o700)
