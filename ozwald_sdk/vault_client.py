@@ -8,25 +8,22 @@ as a claim: grpcio does not expose the unix socket's peer credentials).
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
-from typing import Self, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from ozwald.agent.v1 import vault_service_pb2 as pb
 
-from ozwald_sdk.channel import open_channel
-from ozwald_sdk.metadata import CORRELATION_ID_KEY
-from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy
 from ozwald_sdk.rpc.vault_service import VaultServiceRpc
-from ozwald_sdk.target import AgentTarget, resolve_target
+from ozwald_sdk.service_client import ServiceClient
+from ozwald_sdk.target import AgentTarget
 
 CLIENT_UID_KEY = "x-ozwald-client-uid"
 DEFAULT_TIMEOUT = 30.0  # unlock runs scrypt on the agent
 T = TypeVar("T")
 
 
-class VaultClient:
+class VaultClient(ServiceClient):
     """Blocking client for one agent's vault; a context manager."""
 
     def __init__(
@@ -37,32 +34,14 @@ class VaultClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         correlation_id: str | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout}")
-        self.target = target if isinstance(target, AgentTarget) else resolve_target(target)
-        self.timeout = timeout
-        self.retry = retry
-        self.correlation_id = correlation_id or uuid.uuid4().hex
-        self._metadata = (
-            (CORRELATION_ID_KEY, self.correlation_id),
-            (CLIENT_UID_KEY, str(os.getuid())),
+        super().__init__(
+            target,
+            timeout=timeout,
+            retry=retry,
+            correlation_id=correlation_id,
+            metadata=((CLIENT_UID_KEY, str(os.getuid())),),
         )
-        self._channel = open_channel(self.target)
         self._rpc = VaultServiceRpc(self._channel, self.target)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._channel.close()
 
     def unlock(self, passphrase: bytes, *, create: bool = False) -> bool:
         """True when this call created the vault."""
@@ -148,13 +127,4 @@ class VaultClient:
                 lambda t: self._rpc.list_secret_audit(request, timeout=t, metadata=self._metadata),
                 idempotent=True,
             ).records
-        )
-
-    def _call(self, attempt: Callable[[float], T], *, idempotent: bool = False) -> T:
-        def checked(seconds_left: float) -> T:
-            self.target.check_socket()
-            return attempt(seconds_left)
-
-        return call_with_retry(
-            checked, policy=self.retry, timeout=self.timeout, idempotent=idempotent
         )

@@ -6,24 +6,20 @@ lists versions. Keys never pass here. Every call carries a deadline and a correl
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 from ozwald.agent.v1 import volume_service_pb2 as pb
 
-from ozwald_sdk.channel import open_channel
-from ozwald_sdk.metadata import CORRELATION_ID_KEY
-from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
+from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy
 from ozwald_sdk.rpc.volume_service import VolumeServiceRpc
-from ozwald_sdk.target import AgentTarget, resolve_target
+from ozwald_sdk.service_client import ServiceClient
+from ozwald_sdk.target import AgentTarget
 
 DEFAULT_TIMEOUT = 120.0  # a snapshot copies the ciphertext
 T = TypeVar("T")
 
 
-class VolumeClient:
+class VolumeClient(ServiceClient):
     """Blocking client for one agent's encrypted volumes; a context manager."""
 
     def __init__(
@@ -34,29 +30,13 @@ class VolumeClient:
         retry: RetryPolicy = DEFAULT_RETRY,
         correlation_id: str | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, not {timeout}")
-        self.target = target if isinstance(target, AgentTarget) else resolve_target(target)
-        self.timeout = timeout
-        self.retry = retry
-        self.correlation_id = correlation_id or uuid.uuid4().hex
-        self._metadata = ((CORRELATION_ID_KEY, self.correlation_id),)
-        self._channel = open_channel(self.target)
+        super().__init__(
+            target,
+            timeout=timeout,
+            retry=retry,
+            correlation_id=correlation_id,
+        )
         self._rpc = VolumeServiceRpc(self._channel, self.target)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._channel.close()
 
     def volumes(self, realm: str = "") -> list[pb.VolumeInfo]:
         request = pb.ListVolumesRequest(realm=realm)
@@ -83,13 +63,4 @@ class VolumeClient:
                 ),
                 idempotent=True,
             ).versions
-        )
-
-    def _call(self, attempt: Callable[[float], T], *, idempotent: bool = False) -> T:
-        def checked(seconds_left: float) -> T:
-            self.target.check_socket()
-            return attempt(seconds_left)
-
-        return call_with_retry(
-            checked, policy=self.retry, timeout=self.timeout, idempotent=idempotent
         )
