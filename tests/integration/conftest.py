@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.agent_process import RunningAgent, start_agent
+from tests.integration.provisioning_support import ensure_tiny_image, new_realm, realm_cleanup
 from tests.support.short_paths import short_tmpdir
 
 
@@ -30,3 +31,18 @@ def agent(workdir: Path) -> Iterator[RunningAgent]:
     yield running
     code = running.terminate()
     assert code == 0, f"agent exited with {code} on SIGTERM:\n{running.logs()}"
+
+
+@pytest.fixture(scope="session")
+def tiny_image() -> None:
+    """ozwald/tiny:local, built when missing (modules ask with `usefixtures`)."""
+    ensure_tiny_image()
+
+
+@pytest.fixture
+def realm() -> Iterator[str]:
+    """A realm of the test's own; every container, network and volume of it is removed at
+    the end, whatever happened."""
+    name = new_realm()
+    with realm_cleanup(name):
+        yield name

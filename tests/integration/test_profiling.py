@@ -27,9 +27,6 @@ from tests.integration.provisioning_support import (
     S,
     all_in,
     container_id,
-    ensure_tiny_image,
-    new_realm,
-    realm_cleanup,
     specs,
     wait_for,
     write_config,
@@ -61,16 +58,7 @@ SERVICES = f"""\
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tiny_image() -> None:
-    ensure_tiny_image()
-
-
-@pytest.fixture
-def realm() -> Iterator[str]:
-    name = new_realm()
-    with realm_cleanup(name):
-        yield name
+pytestmark = pytest.mark.usefixtures("tiny_image")
 
 
 @pytest.fixture

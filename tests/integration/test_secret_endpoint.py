@@ -26,8 +26,6 @@ from tests.integration.provisioning_support import (
     S,
     all_in,
     container_id,
-    new_realm,
-    realm_cleanup,
     specs,
     wait_for,
     write_config,
@@ -85,13 +83,6 @@ def debian_image() -> None:
     unix socket); made locally by mmdebstrap when missing (about a minute)."""
     script = Path(__file__).resolve().parents[2] / "scripts" / "build-vllm-cpu-image.sh"
     subprocess.run(["bash", str(script), "--base-only"], check=True, timeout=600)
-
-
-@pytest.fixture
-def realm() -> Iterator[str]:
-    name = new_realm()
-    with realm_cleanup(name):
-        yield name
 
 
 @pytest.fixture

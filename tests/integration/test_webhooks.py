@@ -26,9 +26,6 @@ from tests.integration.provisioning_support import (
     S,
     all_in,
     container_id,
-    ensure_tiny_image,
-    new_realm,
-    realm_cleanup,
     specs,
     statuses,
     wait_for,
@@ -48,16 +45,7 @@ WEB = f"""\
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tiny_image() -> None:
-    ensure_tiny_image()
-
-
-@pytest.fixture
-def realm() -> Iterator[str]:
-    name = new_realm()
-    with realm_cleanup(name):
-        yield name
+pytestmark = pytest.mark.usefixtures("tiny_image")
 
 
 @pytest.fixture
