@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/service_scope.proto\x12\x0fozwald.agent.v1*f\n\x0cServiceScope\x12\x1d\n\x19SERVICE_SCOPE_UNSPECIFIED\x10\x00\x12\x19\n\x15SERVICE_SCOPE_DYNAMIC\x10\x01\x12\x1c\n\x18SERVICE_SCOPE_PERSISTENT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/agent/v1/service_scope.proto\x12\x0fozwald.agent.v1*\x7f\n\x0cServiceScope\x12\x1d\n\x19SERVICE_SCOPE_UNSPECIFIED\x10\x00\x12\x19\n\x15SERVICE_SCOPE_DYNAMIC\x10\x01\x12\x1c\n\x18SERVICE_SCOPE_PERSISTENT\x10\x02\x12\x17\n\x13SERVICE_SCOPE_FLEET\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ozwald.agent.v1.service_sco
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERVICESCOPE']._serialized_start=56
-  _globals['_SERVICESCOPE']._serialized_end=158
+  _globals['_SERVICESCOPE']._serialized_end=183
 # @@protoc_insertion_point(module_scope)

@@ -30,9 +30,13 @@ class _ServiceScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ServiceS
     """Services started with the agent and never touched by updates of the
     dynamic set.
     """
+    SERVICE_SCOPE_FLEET: _ServiceScope.ValueType  # 3
+    """The services the orchestrator assigns to this host (AgentLinkService
+    Assignment); only the agent's orchestrator link replaces this set.
+    """
 
 class ServiceScope(_ServiceScope, metaclass=_ServiceScopeEnumTypeWrapper):
-    """ServiceScope names one of the agent's two desired sets."""
+    """ServiceScope names one of the agent's desired sets."""
 
 SERVICE_SCOPE_UNSPECIFIED: ServiceScope.ValueType  # 0
 """Not set; treated as DYNAMIC."""
@@ -41,5 +45,9 @@ SERVICE_SCOPE_DYNAMIC: ServiceScope.ValueType  # 1
 SERVICE_SCOPE_PERSISTENT: ServiceScope.ValueType  # 2
 """Services started with the agent and never touched by updates of the
 dynamic set.
+"""
+SERVICE_SCOPE_FLEET: ServiceScope.ValueType  # 3
+"""The services the orchestrator assigns to this host (AgentLinkService
+Assignment); only the agent's orchestrator link replaces this set.
 """
 Global___ServiceScope: _TypeAlias = ServiceScope  # noqa: Y015

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/common/v1/error_reason.proto\x12\x10ozwald.common.v1*\xbb\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x01\x12$\n ERROR_REASON_HOST_PROFILE_FAILED\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\x03\x12\"\n\x1e\x45RROR_REASON_ADMISSION_REFUSED\x10\x04\x12\"\n\x1e\x45RROR_REASON_SERVICE_NOT_FOUND\x10\x05\x12.\n*ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE\x10\x06\x12\x1f\n\x1b\x45RROR_REASON_WEBHOOK_VETOED\x10\x07\x12\x1d\n\x19\x45RROR_REASON_VAULT_LOCKED\x10\x08\x12\'\n#ERROR_REASON_VAULT_PASSPHRASE_WRONG\x10\t\x12!\n\x1d\x45RROR_REASON_SECRET_NOT_FOUND\x10\n\x12!\n\x1d\x45RROR_REASON_VOLUME_NOT_FOUND\x10\x0b\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#ozwald/common/v1/error_reason.proto\x12\x10ozwald.common.v1*\xb0\x04\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12!\n\x1d\x45RROR_REASON_INVALID_ARGUMENT\x10\x01\x12$\n ERROR_REASON_HOST_PROFILE_FAILED\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_SHUTTING_DOWN\x10\x03\x12\"\n\x1e\x45RROR_REASON_ADMISSION_REFUSED\x10\x04\x12\"\n\x1e\x45RROR_REASON_SERVICE_NOT_FOUND\x10\x05\x12.\n*ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE\x10\x06\x12\x1f\n\x1b\x45RROR_REASON_WEBHOOK_VETOED\x10\x07\x12\x1d\n\x19\x45RROR_REASON_VAULT_LOCKED\x10\x08\x12\'\n#ERROR_REASON_VAULT_PASSPHRASE_WRONG\x10\t\x12!\n\x1d\x45RROR_REASON_SECRET_NOT_FOUND\x10\n\x12!\n\x1d\x45RROR_REASON_VOLUME_NOT_FOUND\x10\x0b\x12#\n\x1f\x45RROR_REASON_DEPLOYMENT_INVALID\x10\x0c\x12%\n!ERROR_REASON_DEPLOYMENT_NOT_FOUND\x10\r\x12\'\n#ERROR_REASON_HOST_IDENTITY_MISMATCH\x10\x0e\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ozwald.common.v1.error_reas
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=58
-  _globals['_ERRORREASON']._serialized_end=501
+  _globals['_ERRORREASON']._serialized_end=618
 # @@protoc_insertion_point(module_scope)

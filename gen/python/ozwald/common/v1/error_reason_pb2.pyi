@@ -72,6 +72,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """A named encrypted volume (or its working copy) does not exist on this
     agent. gRPC code NOT_FOUND; metadata["volume"] is "realm/volume".
     """
+    ERROR_REASON_DEPLOYMENT_INVALID: _ErrorReason.ValueType  # 12
+    """A deployment in an apply or plan is malformed (bad name, no candidates,
+    candidates of another realm, a depends_on other services). gRPC code
+    INVALID_ARGUMENT; metadata["deployment"] names it. Nothing was stored.
+    """
+    ERROR_REASON_DEPLOYMENT_NOT_FOUND: _ErrorReason.ValueType  # 13
+    """A named deployment does not exist in the orchestrator. gRPC code
+    NOT_FOUND; metadata["deployment"] names it.
+    """
+    ERROR_REASON_HOST_IDENTITY_MISMATCH: _ErrorReason.ValueType  # 14
+    """An agent registered with a host id other than its certificate's common
+    name. gRPC code PERMISSION_DENIED; metadata["certificate"] is the name in
+    the certificate, metadata["host_id"] the one claimed.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable codes Ozwald servers put in
@@ -131,5 +145,19 @@ secret's name when one was named.
 ERROR_REASON_VOLUME_NOT_FOUND: ErrorReason.ValueType  # 11
 """A named encrypted volume (or its working copy) does not exist on this
 agent. gRPC code NOT_FOUND; metadata["volume"] is "realm/volume".
+"""
+ERROR_REASON_DEPLOYMENT_INVALID: ErrorReason.ValueType  # 12
+"""A deployment in an apply or plan is malformed (bad name, no candidates,
+candidates of another realm, a depends_on other services). gRPC code
+INVALID_ARGUMENT; metadata["deployment"] names it. Nothing was stored.
+"""
+ERROR_REASON_DEPLOYMENT_NOT_FOUND: ErrorReason.ValueType  # 13
+"""A named deployment does not exist in the orchestrator. gRPC code
+NOT_FOUND; metadata["deployment"] names it.
+"""
+ERROR_REASON_HOST_IDENTITY_MISMATCH: ErrorReason.ValueType  # 14
+"""An agent registered with a host id other than its certificate's common
+name. gRPC code PERMISSION_DENIED; metadata["certificate"] is the name in
+the certificate, metadata["host_id"] the one claimed.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
