@@ -11,7 +11,7 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     0    success
     1    FAILURE: an error with no more specific code (server bug, unexpected status)
     2    USAGE: bad command line (argparse)
-    3    AGENT_UNREACHABLE: no agent answers, or it is shutting down
+    3    AGENT_UNREACHABLE: no agent (or orchestrator) answers, or it is shutting down
     4    CONNECTION_CONFIG: the agent address or TLS settings cannot be used
     5    PERMISSION_DENIED: the agent's socket or the agent refused this user
     6    DEADLINE_EXCEEDED: the agent did not answer in time
@@ -29,7 +29,9 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     16   VAULT_LOCKED: the agent's vault is locked (or absent), or the passphrase given
          does not open it; nothing was read or changed
     17   SECRET_NOT_FOUND: the vault holds no such locker or secret
-    18-19  reserved
+    18   DEPLOYMENT_INVALID: the orchestrator refused the deployments as invalid; nothing
+         was stored
+    19   DEPLOYMENT_NOT_FOUND: the orchestrator knows no such deployment
     130  INTERRUPTED: Ctrl-C
 """
 
@@ -45,6 +47,9 @@ from ozwald.agent.v1 import plan_pb2
 from ozwald.common.v1.error_reason_pb2 import (
     ERROR_REASON_ADMISSION_REFUSED,
     ERROR_REASON_CONTAINER_RUNTIME_UNAVAILABLE,
+    ERROR_REASON_DEPLOYMENT_INVALID,
+    ERROR_REASON_DEPLOYMENT_NOT_FOUND,
+    ERROR_REASON_HOST_IDENTITY_MISMATCH,
     ERROR_REASON_HOST_PROFILE_FAILED,
     ERROR_REASON_INVALID_ARGUMENT,
     ERROR_REASON_SECRET_NOT_FOUND,
@@ -82,6 +87,8 @@ class ExitCode(enum.IntEnum):
     WEBHOOK_VETOED = 15
     VAULT_LOCKED = 16
     SECRET_NOT_FOUND = 17
+    DEPLOYMENT_INVALID = 18
+    DEPLOYMENT_NOT_FOUND = 19
     INTERRUPTED = 130
 
 
@@ -129,6 +136,10 @@ class AgentUnreachableError(UnavailableError):
     """No agent answers at the address: no socket, connection refused, TLS handshake failed."""
 
 
+class OrchestratorUnreachableError(UnavailableError):
+    """No orchestrator answers at the address: no socket, connection refused, TLS failed."""
+
+
 class ShuttingDownError(UnavailableError):
     """The agent is shutting down and takes no new work (UNAVAILABLE, SHUTTING_DOWN)."""
 
@@ -141,6 +152,11 @@ class PermissionDeniedError(OzwaldError):
 
 class UnauthenticatedError(PermissionDeniedError):
     """The agent did not accept this client's credentials."""
+
+
+class HostIdentityMismatchError(PermissionDeniedError):
+    """The orchestrator refused an agent whose certificate does not name the host it
+    claims, or is not an agent's (PERMISSION_DENIED, HOST_IDENTITY_MISMATCH)."""
 
 
 class DeadlineExceededError(OzwaldError):
@@ -273,6 +289,27 @@ class SecretNotFoundError(OzwaldError):
         return self.metadata.get("locker", "")
 
 
+class DeploymentInvalidError(InvalidArgumentError):
+    """The orchestrator refused the deployments (INVALID_ARGUMENT, DEPLOYMENT_INVALID);
+    nothing was stored. `deployment` names the culprit when the server said which."""
+
+    exit_code = ExitCode.DEPLOYMENT_INVALID
+
+    @property
+    def deployment(self) -> str:
+        return self.metadata.get("deployment", "")
+
+
+class DeploymentNotFoundError(OzwaldError):
+    """The orchestrator knows no such deployment (NOT_FOUND, DEPLOYMENT_NOT_FOUND)."""
+
+    exit_code = ExitCode.DEPLOYMENT_NOT_FOUND
+
+    @property
+    def deployment(self) -> str:
+        return self.metadata.get("deployment", "")
+
+
 _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
     (grpc.StatusCode.INVALID_ARGUMENT, reason_name(ERROR_REASON_INVALID_ARGUMENT)): (
         InvalidArgumentError
@@ -301,6 +338,15 @@ _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
         VaultPassphraseWrongError
     ),
     (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_SECRET_NOT_FOUND)): SecretNotFoundError,
+    (grpc.StatusCode.INVALID_ARGUMENT, reason_name(ERROR_REASON_DEPLOYMENT_INVALID)): (
+        DeploymentInvalidError
+    ),
+    (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_DEPLOYMENT_NOT_FOUND)): (
+        DeploymentNotFoundError
+    ),
+    (grpc.StatusCode.PERMISSION_DENIED, reason_name(ERROR_REASON_HOST_IDENTITY_MISMATCH)): (
+        HostIdentityMismatchError
+    ),
 }
 
 _BY_CODE: Mapping[grpc.StatusCode, type[OzwaldError]] = {
@@ -352,26 +398,27 @@ def error_from_rpc(
             result.plan = _refused_plan(status)
         return result
     where = target.display
-    look_in_log = "look in the agent's log" + (
+    peer = target.peer
+    look_in_log = f"look in the {peer.name}'s log" + (
         f" for correlation id {correlation_id}" if correlation_id else ""
     )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return AgentUnreachableError(
-            f"no Ozwald agent answers at {where}: {details}",
+        return peer.unreachable(
+            f"no Ozwald {peer.name} answers at {where}: {details}",
             remedy=target.unreachable_remedy,
             code=code,
         )
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         within = f" within {timeout:.3g} s" if timeout is not None else ""
         return DeadlineExceededError(
-            f"the agent at {where} did not answer {method}{within}",
+            f"the {peer.name} at {where} did not answer {method}{within}",
             remedy=f"allow it more time (--timeout); if it keeps happening, {look_in_log}",
             code=code,
         )
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return UnimplementedError(
-            f"the agent at {where} does not implement {method}: it is older than this client",
-            remedy="upgrade ozwald-agent on that host to this client's version",
+            f"the {peer.name} at {where} does not implement {method}: it is older than this client",
+            remedy=f"upgrade {peer.program} on that host to this client's version",
             code=code,
         )
     cls = _BY_CODE.get(code, OzwaldError)

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 AGENT_SOCKET_NAME = "agent.sock"
+ORCHESTRATOR_SOCKET_NAME = "orchestrator.sock"
 ROOT_RUNTIME_DIR = Path("/run/ozwald")
 ROOT_STATE_DIR = Path("/var/lib/ozwald/agent")
+ROOT_ORCHESTRATOR_STATE_DIR = Path("/var/lib/ozwald/orchestrator")
 
 
 def runtime_dir() -> Path:
@@ -36,3 +38,19 @@ def default_agent_state_dir() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "state"
     return base / "ozwald" / "agent"
+
+
+def default_orchestrator_socket() -> Path:
+    """The orchestrator's unix socket (FleetService for local operators) when neither
+    --socket nor --orchestrator says otherwise."""
+    return runtime_dir() / ORCHESTRATOR_SOCKET_NAME
+
+
+def default_orchestrator_state_dir() -> Path:
+    """The orchestrator's state directory: /var/lib/ozwald/orchestrator for root, XDG state
+    home otherwise."""
+    if os.geteuid() == 0:
+        return ROOT_ORCHESTRATOR_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "ozwald" / "orchestrator"

@@ -7,10 +7,18 @@ it here.
 from __future__ import annotations
 
 from ozwald_sdk.cli import (
+    apply,
+    ca,
     config_commands,
+    deployments,
     down,
+    drift,
+    events,
+    explain,
     footprints,
     host,
+    hosts,
+    instances,
     list_active,
     list_configured,
     logs,
@@ -37,4 +45,12 @@ COMMANDS: tuple[Command, ...] = (
     secrets.COMMAND,
     volumes.COMMAND,
     webhooks.COMMAND,
+    ca.COMMAND,
+    apply.COMMAND,
+    hosts.COMMAND,
+    deployments.COMMAND,
+    instances.COMMAND,
+    explain.COMMAND,
+    drift.COMMAND,
+    events.COMMAND,
 )

@@ -15,8 +15,14 @@ from ozwald_sdk.agent_client import DEFAULT_TIMEOUT
 from ozwald_sdk.cli.command import Invocation
 from ozwald_sdk.cli.commands import COMMANDS
 from ozwald_sdk.errors import ExitCode, OzwaldError
-from ozwald_sdk.paths import default_agent_socket
-from ozwald_sdk.target import AGENT_ENV, TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV
+from ozwald_sdk.paths import default_agent_socket, default_orchestrator_socket
+from ozwald_sdk.target import (
+    AGENT_ENV,
+    ORCHESTRATOR_ENV,
+    TLS_CA_ENV,
+    TLS_CERT_ENV,
+    TLS_KEY_ENV,
+)
 from ozwald_sdk.version import ozwald_version
 
 
@@ -73,6 +79,14 @@ def _add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool)
         f"default ${AGENT_ENV}, else {default_agent_socket()}",
     )
     group.add_argument(
+        "--orchestrator",
+        metavar="ADDRESS",
+        default=default(None),
+        help=f"the orchestrator, for the fleet commands: unix:///path, /path or host:port "
+        f"(TCP needs the TLS options); default ${ORCHESTRATOR_ENV}, else "
+        f"{default_orchestrator_socket()}",
+    )
+    group.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=_positive_seconds,
@@ -83,7 +97,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, with_defaults: bool)
         "--json", action="store_true", default=default(False), help="print JSON for machines"
     )
     for flag, env, what in (
-        ("--tls-ca", TLS_CA_ENV, "CA certificate (PEM) that signed the agent's certificate"),
+        ("--tls-ca", TLS_CA_ENV, "CA certificate (PEM) that signed the server's certificate"),
         ("--tls-cert", TLS_CERT_ENV, "this client's certificate (PEM)"),
         ("--tls-key", TLS_KEY_ENV, "this client's private key (PEM)"),
     ):

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from ozwald_sdk.config.build import Problem, build_effective
 from ozwald_sdk.config.checks import RealmView, check_references, service_path
+from ozwald_sdk.config.deployments import fleet_problems, model_without_broken_deployments
 from ozwald_sdk.config.diagnostics import Diagnostic, sort_diagnostics
 from ozwald_sdk.config.diagnostics import Path as KeyPath
 from ozwald_sdk.config.model import OzwaldConfig, Realm
@@ -85,6 +86,9 @@ def parse_config(text: str, path: Path | str) -> Config:
     diagnostics.extend(checked.diagnostics)
     for view in views:
         diagnostics.extend(_effective_problems(view, checked.broken, base_dir, document.source))
+    fleet_model = model if model is not None else model_without_broken_deployments(document.data)
+    if fleet_model is not None:
+        diagnostics.extend(fleet_problems(fleet_model, document.source, base_dir, checked.broken))
     if diagnostics:
         count = len(sort_diagnostics(diagnostics))
         raise ConfigInvalidError(

@@ -1,4 +1,4 @@
-"""The ozwald.yml file as a pydantic model: version, variety preference, realms.
+"""The ozwald.yml file as a pydantic model: version, variety preference, realms, fleet.
 
 This is the shape of the file, checked key by key (unknown keys are errors). Checks
 that need several parts at once (a mount names a declared volume, depends_on has no
@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
+from ozwald_sdk.config.model_fleet import FleetSection
 from ozwald_sdk.config.model_service import (
     Port,
     ServiceDefinition,
@@ -188,6 +189,8 @@ class OzwaldConfig(StrictModel):
     """Varieties in order of choice when a selector names none (first defined and present wins)."""
     realms: Annotated[dict[Name, Realm], Field(min_length=1)]
     """Realms by name."""
+    fleet: FleetSection | None = None
+    """Deployments for the orchestrator to place across hosts (`ozwald apply -f FILE`)."""
 
     @model_validator(mode="before")
     @classmethod

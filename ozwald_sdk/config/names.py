@@ -35,6 +35,13 @@ PROFILE_RULE: Final = (
     "a profile name of letters, digits, '_', '.' and '-', starting with a letter or "
     "digit, at most 63 characters"
 )
+# Fleet instances run as services named `<deployment>-<ordinal>`, so a deployment's name
+# leaves room for a six-digit ordinal within the 63 characters of a service name.
+DEPLOYMENT_NAME_PATTERN: Final = r"^[a-z](?:[a-z0-9-]{0,54}[a-z0-9])?$"
+DEPLOYMENT_NAME_RULE: Final = (
+    "a deployment name of lowercase letters, digits and '-', starting with a letter, "
+    "not ending with '-', at most 56 characters"
+)
 ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME_RULE: Final = "a variable name of letters, digits and '_', not starting with a digit"
 
@@ -42,11 +49,13 @@ PATTERN_RULES: Final[dict[str, str]] = {
     NAME_PATTERN: NAME_RULE,
     PROFILE_PATTERN: PROFILE_RULE,
     ENV_NAME_PATTERN: ENV_NAME_RULE,
+    DEPLOYMENT_NAME_PATTERN: DEPLOYMENT_NAME_RULE,
 }
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 ProfileName = Annotated[str, Field(pattern=PROFILE_PATTERN)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_PATTERN)]
+DeploymentName = Annotated[str, Field(pattern=DEPLOYMENT_NAME_PATTERN)]
 
 RESERVED_LABEL_PREFIX: Final = "ozwald."
 DOCKER_PREFIX: Final = "ozwald-"

@@ -205,6 +205,8 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "WEBHOOK_VETOED": 15,
         "VAULT_LOCKED": 16,
         "SECRET_NOT_FOUND": 17,
+        "DEPLOYMENT_INVALID": 18,
+        "DEPLOYMENT_NOT_FOUND": 19,
         "INTERRUPTED": 130,
     }
 

@@ -65,6 +65,9 @@ def test_reason_on_the_wire_is_the_enum_name_without_prefix() -> None:
         "VAULT_PASSPHRASE_WRONG",
         "SECRET_NOT_FOUND",
         "VOLUME_NOT_FOUND",
+        "DEPLOYMENT_INVALID",
+        "DEPLOYMENT_NOT_FOUND",
+        "HOST_IDENTITY_MISMATCH",
     }
 
 
