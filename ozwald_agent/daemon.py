@@ -17,6 +17,9 @@ from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, plan_pb2,
 from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_agent.fleet.channels import FleetChannels
+from ozwald_agent.fleet.config import FleetLinkConfig
+from ozwald_agent.fleet.link import FleetLink
 from ozwald_agent.hardware.nvml_real import PynvmlLibrary
 from ozwald_agent.profiling.profiler import Profiler
 from ozwald_agent.provisioning.admission_facts import AdmissionFacts
@@ -24,6 +27,7 @@ from ozwald_agent.provisioning.provisioner import Provisioner
 from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.runtime.container_spec import RuntimeSettings
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
+from ozwald_agent.runtime.naming import DEFAULT_PREFIX
 from ozwald_agent.runtime.profiling_copies import ProfilingCopies
 from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
 from ozwald_agent.secrets.agent_vault import VAULT_SERVICE_NAME, AgentVault
@@ -79,6 +83,11 @@ class DaemonConfig:
     # container's secrets-endpoint token lives.
     vault_backend: VaultBackendConfig = field(default_factory=VaultBackendConfig)
     secrets_token_ttl_s: float = DEFAULT_TOKEN_TTL_S
+    # Starts every container and network name: agents sharing one Docker Engine (the
+    # testbed's hosts) each take their own, so their names never meet.
+    container_prefix: str = DEFAULT_PREFIX
+    # The orchestrator to join (`--orchestrator`); None runs the agent on its own.
+    fleet: FleetLinkConfig | None = None
 
 
 class AgentDaemon:
@@ -95,6 +104,7 @@ class AgentDaemon:
         self._webhooks: WebhookDispatcher | None = None
         self._provisioner: Provisioner | None = None
         self._servicer: AgentServicer | None = None
+        self._fleet_link: FleetLink | None = None
         self._health = health.HealthServicer(experimental_non_blocking=True)
         self._locks: list[ExclusiveLock] = []
         self._server: grpc.Server | None = None
@@ -119,7 +129,9 @@ class AgentDaemon:
             self._footprints = FootprintStore(cfg.state_dir / "agent.db")
             self._webhook_deliveries = WebhookDeliveryStore(cfg.state_dir / "agent.db")
             self._webhooks = WebhookDispatcher(self._webhook_deliveries)
-            runtime = DockerRuntime(RuntimeSettings(agent_id=self._store.agent_id()))
+            runtime = DockerRuntime(
+                RuntimeSettings(agent_id=self._store.agent_id(), name_prefix=cfg.container_prefix)
+            )
             self._vault = AgentVault.open(cfg, runtime)
             self._volumes = AgentVolumes(
                 cfg.state_dir, cfg.volumes_dir, self._vault.vault, self._vault.runtime, runtime
@@ -180,6 +192,32 @@ class AgentDaemon:
             extra={"socket": str(cfg.socket_path), "state_dir": str(cfg.state_dir)},
         )
 
+    def join_fleet(self) -> None:
+        """Opens the link to the orchestrator when configured (`--orchestrator`).
+
+        Called after the persistent services are admitted: they come with the host, and
+        the fleet's assignments are admitted beside them, never ahead of them.
+        """
+        fleet = self._config.fleet
+        if fleet is None or self._fleet_link is not None:
+            return
+        assert self._provisioner is not None, "start() first"
+        assert self._store is not None and self._footprints is not None
+        channels = FleetChannels(fleet)
+        link = FleetLink(
+            address=fleet.address,
+            host_id=channels.host_id,
+            labels=fleet.labels,
+            open_channel=channels.open,
+            provisioner=self._provisioner,
+            footprints=self._footprints,
+            versions=self._store,
+            collect_profile=self._collect_profile,
+            timing=fleet.timing,
+        )
+        link.start()
+        self._fleet_link = link
+
     def apply_persistent(self, specs: list[service_spec_pb2.ServiceSpec]) -> plan_pb2.Plan:
         """Make `specs` the persistent set; raises AdmissionRefusedError, changing nothing."""
         assert self._provisioner is not None, "start() first"
@@ -189,6 +227,9 @@ class AgentDaemon:
     def stop(self, grace_s: float = 5.0) -> None:
         """Refuse new calls, end open streams, wait for calls in flight, clean up."""
         self._health.enter_graceful_shutdown()
+        if self._fleet_link is not None:
+            # First, so no assignment is applied while the rest shuts down.
+            self._fleet_link.stop()
         if self._servicer is not None:
             self._servicer.shut_down()
         if self._provisioner is not None:

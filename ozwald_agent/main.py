@@ -25,10 +25,16 @@ from pathlib import Path
 from types import FrameType
 
 from ozwald_agent.daemon import AgentDaemon, AgentInUseError, DaemonConfig, ListenError, TlsListener
+from ozwald_agent.fleet.address import parse_orchestrator_address
+from ozwald_agent.fleet.config import FleetLinkConfig
+from ozwald_agent.fleet.identity import FleetIdentityError, expiry_problem, load_credentials
+from ozwald_agent.fleet.labels import parse_host_labels
 from ozwald_agent.hardware.profile import collect_host_profile
 from ozwald_agent.hardware.snapshot import load_snapshot, record_snapshot
 from ozwald_agent.persistent_services import persistent_specs
 from ozwald_agent.provisioning.provisioner import AdmissionRefusedError
+from ozwald_agent.runtime.errors import InvalidSpecError
+from ozwald_agent.runtime.naming import DEFAULT_PREFIX, check_name
 from ozwald_agent.runtime.secret_files import DEFAULT_BASE as DEFAULT_SECRETS_DIR
 from ozwald_agent.secrets.agent_vault import VaultUnlockError
 from ozwald_agent.secrets.backends import BACKENDS, DEFAULT_KEYRING_SERVICE, VaultBackendConfig
@@ -156,6 +162,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for the plaintext mount points of encrypted volumes "
         "(default: %(default)s; see docs/volumes.md)",
     )
+    fleet = parser.add_argument_group(
+        "fleet", 'join an orchestrator (docs/agent.md, "Joining a fleet")'
+    )
+    fleet.add_argument(
+        "--orchestrator",
+        metavar="HOST:PORT",
+        help="join the orchestrator there over mutual TLS; requires --fleet-cert, "
+        "--fleet-key and --fleet-ca",
+    )
+    fleet.add_argument(
+        "--fleet-cert",
+        type=Path,
+        metavar="FILE",
+        help="this agent's client certificate (PEM, from `ozwald ca issue`): its common name "
+        "is the host id, its role (OU) must be agent",
+    )
+    fleet.add_argument("--fleet-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    fleet.add_argument(
+        "--fleet-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA certificate (PEM) that signed the orchestrator's server certificate",
+    )
+    fleet.add_argument(
+        "--host-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of this host that placement constraints match (repeatable)",
+    )
+    parser.add_argument(
+        "--container-prefix",
+        default=DEFAULT_PREFIX,
+        metavar="PREFIX",
+        help="first part of every container and network name (default: %(default)s); "
+        "agents sharing one Docker Engine each need their own",
+    )
     parser.add_argument(
         "--hardware-snapshot",
         type=Path,
@@ -214,6 +257,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--socket {socket_path} is longer than the {MAX_SOCKET_PATH_BYTES} bytes a unix "
             "socket path may have; choose a shorter path"
         )
+    try:
+        check_name("prefix", args.container_prefix)
+    except InvalidSpecError as e:
+        parser.error(f"--container-prefix {args.container_prefix!r}: {e}")
+    try:
+        fleet = _fleet_config(args)
+    except ValueError as e:
+        parser.error(str(e))
+    except FleetIdentityError as e:
+        return _fail(EXIT_USAGE, e.message, e.remedy)
     socket_gid = None
     if args.socket_group is not None:
         try:
@@ -223,10 +276,53 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--socket-group {args.socket_group!r}: no such group; create it "
                 f"(groupadd {args.socket_group}) or name an existing one"
             )
-    return _serve(args, socket_path, socket_gid)
+    return _serve(args, socket_path, socket_gid, fleet)
 
 
-def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) -> int:
+def _fleet_config(args: argparse.Namespace) -> FleetLinkConfig | None:
+    """The link to the orchestrator, its TLS files checked; ValueError for bad usage."""
+    files = {
+        "--fleet-cert": args.fleet_cert,
+        "--fleet-key": args.fleet_key,
+        "--fleet-ca": args.fleet_ca,
+    }
+    if args.orchestrator is None:
+        given = [flag for flag, path in files.items() if path is not None]
+        if args.host_label:
+            given.append("--host-label")
+        if given:
+            raise ValueError(f"{', '.join(given)} only make sense with --orchestrator HOST:PORT")
+        return None
+    missing = [flag for flag, path in files.items() if path is None]
+    if missing:
+        raise ValueError(
+            f"--orchestrator joins over mutual TLS, so it needs {', '.join(missing)}: the "
+            "agent's certificate and key (`ozwald ca issue`) and the CA that signed the "
+            "orchestrator's"
+        )
+    address = parse_orchestrator_address(args.orchestrator)
+    labels = parse_host_labels(args.host_label)
+    credentials = load_credentials(args.fleet_ca, args.fleet_cert, args.fleet_key)
+    expired = expiry_problem(credentials)
+    if expired is not None:
+        # The host keeps being served; only the link waits for a renewal.
+        logger.error("%s", expired)
+    return FleetLinkConfig(
+        address=address,
+        ca=args.fleet_ca.absolute(),
+        cert=args.fleet_cert.absolute(),
+        key=args.fleet_key.absolute(),
+        credentials=credentials,
+        labels=labels,
+    )
+
+
+def _serve(
+    args: argparse.Namespace,
+    socket_path: Path,
+    socket_gid: int | None,
+    fleet: FleetLinkConfig | None,
+) -> int:
     try:
         sources = load_snapshot(args.hardware_snapshot) if args.hardware_snapshot else None
     except (OSError, ValueError) as e:
@@ -253,6 +349,8 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
             kms_endpoint_url=args.vault_kms_endpoint_url,
         ),
         secrets_token_ttl_s=args.secrets_token_ttl,
+        container_prefix=args.container_prefix,
+        fleet=fleet,
     )
     collect = functools.partial(collect_host_profile, config.state_dir, sources=sources)
     daemon = AgentDaemon(config, collect)
@@ -285,6 +383,7 @@ def _serve(args: argparse.Namespace, socket_path: Path, socket_gid: int | None) 
         if code != EXIT_OK:
             daemon.stop()
             return code
+    daemon.join_fleet()
     while not stop_requested.wait(timeout=3600):
         pass
     daemon.stop()

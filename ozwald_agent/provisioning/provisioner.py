@@ -34,6 +34,7 @@ from ozwald_agent.webhooks.lifecycle import LifecycleEvents
 Scope: TypeAlias = service_scope_pb2.ServiceScope.ValueType
 DYNAMIC = service_scope_pb2.SERVICE_SCOPE_DYNAMIC
 PERSISTENT = service_scope_pb2.SERVICE_SCOPE_PERSISTENT
+FLEET = service_scope_pb2.SERVICE_SCOPE_FLEET
 WATCH_POLL_S = 1.0
 
 
@@ -107,6 +108,9 @@ class Provisioner:
             admitted = self._plan(services, scope, self._store.desired())
             if not admitted.admitted:
                 raise AdmissionRefusedError(admitted)
+            # Pre-hooks gate operators' applies only: the persistent set is the agent's own
+            # start-up config, and the FLEET set is the orchestrator's decision, which a
+            # local veto would only turn into drift it keeps re-sending.
             if self._webhooks is not None and scope == DYNAMIC:
                 # Before anything is stored: a veto (WebhookVetoedError) changes nothing.
                 gate.check_apply(self._webhooks, admitted, *self._running_specs())
@@ -192,8 +196,8 @@ class Provisioner:
         desired: Sequence[DesiredService],
         footprints: FootprintBook | None = None,
     ) -> plan_pb2.Plan:
-        # The planner treats its input as the dynamic set and what is marked persistent
-        # as untouchable; for the persistent scope the roles swap.
+        # The planner treats its input as the set it may change and what is marked
+        # persistent as untouchable: here, every service of another scope.
         running = [
             RunningService(
                 realm=d.spec.realm,
@@ -236,6 +240,21 @@ class Provisioner:
         statuses, sequence = self._store.snapshot()
         return [s for s in statuses if not realm or s.realm == realm], sequence
 
+    def scope_keys(self, scope: Scope) -> set[tuple[str, str]]:
+        """The (realm, name) of every desired service of `scope`."""
+        return self._store.desired_keys(_scope(scope))
+
+    def scope_statuses(self, scope: Scope) -> tuple[list[service_status_pb2.InstanceStatus], int]:
+        """The statuses of the desired services of `scope` (those with a status yet), and
+        the sequence of the last event they reflect: `events_after` it picks up from there."""
+        keys = self.scope_keys(scope)
+        statuses, sequence = self._store.snapshot()
+        return [s for s in statuses if (s.realm, s.name) in keys], sequence
+
+    def events_after(self, sequence: int) -> list[service_status_pb2.ServiceEvent]:
+        """The recorded events after `sequence`, oldest first (at most a batch of them)."""
+        return self._store.events_after(sequence)
+
     def watch(
         self, after_sequence: int, realm: str, active: Callable[[], bool]
     ) -> Iterator[service_status_pb2.ServiceEvent]:
@@ -264,7 +283,7 @@ class Provisioner:
 
 
 def _scope(scope: Scope) -> Scope:
-    return PERSISTENT if scope == PERSISTENT else DYNAMIC
+    return scope if scope in (PERSISTENT, FLEET) else DYNAMIC
 
 
 def _as_plannable(spec: service_spec_pb2.ServiceSpec) -> service_spec_pb2.ServiceSpec:

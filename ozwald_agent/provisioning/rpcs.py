@@ -8,7 +8,7 @@ from typing import NoReturn
 import grpc
 from google.protobuf import any_pb2
 from grpc_status import rpc_status as grpc_rpc_status
-from ozwald.agent.v1 import agent_service_pb2
+from ozwald.agent.v1 import agent_service_pb2, service_scope_pb2
 from ozwald.common.v1 import error_reason_pb2
 
 from ozwald_agent.provisioning.provisioner import (
@@ -42,6 +42,8 @@ class ProvisioningRpcs:
     def ApplyServices(
         self, request: pb.ApplyServicesRequest, context: grpc.ServicerContext
     ) -> pb.ApplyServicesResponse:
+        if request.scope == service_scope_pb2.SERVICE_SCOPE_FLEET:
+            _fleet_scope_refused(context)
         try:
             admitted, sequence, generation = self._provisioner.apply(
                 list(request.services), request.scope
@@ -118,6 +120,18 @@ def admission_refused(
     status.details.append(packed)
     context.abort_with_status(grpc_rpc_status.to_status(status))
     raise AssertionError("unreachable")  # abort_with_status raises
+
+
+def _fleet_scope_refused(context: grpc.ServicerContext) -> NoReturn:
+    rpc_status.abort(
+        context,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        error_reason_pb2.ERROR_REASON_INVALID_ARGUMENT,
+        "the FLEET set is the orchestrator's: only the agent's orchestrator link "
+        "replaces it, nothing changed",
+        "change fleet services with `ozwald apply` against the orchestrator; apply "
+        "local services with the DYNAMIC scope",
+    )
 
 
 def _not_found(context: grpc.ServicerContext, error: ServiceNotFoundError) -> NoReturn:

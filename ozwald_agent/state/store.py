@@ -105,6 +105,29 @@ class AgentStore:
             row = self._db.execute("SELECT value FROM meta WHERE key='agent_id'").fetchone()
         return str(row[0])
 
+    def fleet_assignment(self) -> tuple[int, str]:
+        """Version and digest of the last orchestrator assignment applied as the FLEET set
+        ((0, "") for none).
+
+        Kept across restarts so that a restarted agent tells its orchestrator what it
+        already runs, and an assignment it has applied is not applied again."""
+        with self._lock:
+            rows = dict(
+                self._db.execute(
+                    "SELECT key, value FROM meta WHERE key IN"
+                    " ('fleet_assignment_version', 'fleet_assignment_digest')"
+                ).fetchall()
+            )
+        return int(rows.get("fleet_assignment_version", 0)), rows.get("fleet_assignment_digest", "")
+
+    def set_fleet_assignment(self, version: int, digest: str) -> None:
+        with self._lock, self._transaction():
+            self._db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [("fleet_assignment_version", str(version)), ("fleet_assignment_digest", digest)],
+            )
+
     # Desired state ------------------------------------------------------------------
 
     def desired(self) -> list[DesiredService]:
@@ -143,6 +166,14 @@ class AgentStore:
                 ],
             )
         return generation
+
+    def desired_keys(self, scope: service_scope_pb2.ServiceScope.ValueType) -> set[tuple[str, str]]:
+        """The (realm, name) of every desired service of `scope`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT realm, name FROM desired WHERE scope = ?", (scope,)
+            ).fetchall()
+        return {(str(realm), str(name)) for realm, name in rows}
 
     def remove_desired(self, keys: Iterable[tuple[str, str]]) -> None:
         with self._lock, self._transaction():

@@ -50,11 +50,15 @@ class Authority:
         path.write_bytes(self.pem)
         return path
 
-    def issue(self, name: str, *, server: bool) -> Issued:
+    def issue(self, name: str, *, server: bool, unit: str = "") -> Issued:
+        """`unit` goes into the subject's OU: the role (`agent`, `operator`) fleet peers check."""
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+        if unit:
+            subject.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
         builder = (
-            _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), key.public_key())
+            _builder(x509.Name(subject), key.public_key())
             .issuer_name(self._name)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
