@@ -1,0 +1,1 @@
+"""Where the orchestrator keeps desired and observed state: a FleetStore (SQLite today)."""
