@@ -32,6 +32,9 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     18   DEPLOYMENT_INVALID: the orchestrator refused the deployments as invalid; nothing
          was stored
     19   DEPLOYMENT_NOT_FOUND: the orchestrator knows no such deployment
+    20   AUDIT_TAMPERED: the audit log's hash chain is broken (a record was changed,
+         removed or reordered, or records were cut off its end); the error names the
+         first bad record
     130  INTERRUPTED: Ctrl-C
 """
 
@@ -89,6 +92,7 @@ class ExitCode(enum.IntEnum):
     SECRET_NOT_FOUND = 17
     DEPLOYMENT_INVALID = 18
     DEPLOYMENT_NOT_FOUND = 19
+    AUDIT_TAMPERED = 20
     INTERRUPTED = 130
 
 
@@ -308,6 +312,25 @@ class DeploymentNotFoundError(OzwaldError):
     @property
     def deployment(self) -> str:
         return self.metadata.get("deployment", "")
+
+
+class AuditTamperedError(OzwaldError):
+    """The audit log (or an export of it) failed verification: `sequence` is the first
+    bad record, `break_kind` the AuditBreak name saying how it is broken."""
+
+    exit_code = ExitCode.AUDIT_TAMPERED
+
+    @property
+    def sequence(self) -> int:
+        return int(self.metadata.get("sequence", "0"))
+
+    @property
+    def break_kind(self) -> str:
+        return self.metadata.get("break_kind", "")
+
+
+class AuditExportError(OzwaldError):
+    """A file given as an audit export is not JSON lines of audit records."""
 
 
 _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {

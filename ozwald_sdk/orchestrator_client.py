@@ -21,6 +21,7 @@ the default socket (ozwald_sdk.paths.default_orchestrator_socket).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TypeVar
@@ -50,6 +51,7 @@ from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry, is_ret
 from ozwald_sdk.rpc.fleet_service import FleetServiceRpc
 from ozwald_sdk.service_client import ServiceClient
 from ozwald_sdk.target import AgentTarget, resolve_orchestrator_target
+from ozwald_sdk.vault_client import CLIENT_UID_KEY
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -75,7 +77,14 @@ class FleetClient(ServiceClient):
         resolved = (
             target if isinstance(target, AgentTarget) else resolve_orchestrator_target(target)
         )
-        super().__init__(resolved, timeout=timeout, retry=retry, correlation_id=correlation_id)
+        # The uid lets the orchestrator's audit log name local operators ("local:uid=N").
+        super().__init__(
+            resolved,
+            timeout=timeout,
+            retry=retry,
+            correlation_id=correlation_id,
+            metadata=((CLIENT_UID_KEY, str(os.getuid())),),
+        )
         self._rpc = FleetServiceRpc(self._channel, self.target)
         self._closed = False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ozwald_sdk.cli import (
     apply,
+    audit,
     ca,
     config_commands,
     deployments,
@@ -53,4 +54,5 @@ COMMANDS: tuple[Command, ...] = (
     explain.COMMAND,
     drift.COMMAND,
     events.COMMAND,
+    audit.COMMAND,
 )

@@ -207,6 +207,7 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "SECRET_NOT_FOUND": 17,
         "DEPLOYMENT_INVALID": 18,
         "DEPLOYMENT_NOT_FOUND": 19,
+        "AUDIT_TAMPERED": 20,
         "INTERRUPTED": 130,
     }
 
