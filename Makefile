@@ -87,6 +87,12 @@ bench: $(VENV)/.installed docker ## run the benchmarks beside their peers (BENCH
 gpu-check: ## on an NVIDIA machine: print the real host profile and run the gpu-marked tests
 	bash scripts/gpu-check.sh
 
+TESTBED ?= up
+
+.PHONY: fleet-testbed
+fleet-testbed: $(VENV)/.installed docker tiny-image ## as root: orchestrator + 3 real agents in network namespaces (TESTBED=down|status|partition h2...; docs/orchestrator.md)
+	$(PY) -m ozwald_testbed $(TESTBED)
+
 .PHONY: vllm-cpu-image
 vllm-cpu-image: docker ## build ozwald/vllm-cpu:local offline (vLLM on the CPU; skipped when up to date)
 	bash scripts/build-vllm-cpu-image.sh
