@@ -86,6 +86,25 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     name. gRPC code PERMISSION_DENIED; metadata["certificate"] is the name in
     the certificate, metadata["host_id"] the one claimed.
     """
+    ERROR_REASON_ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 15
+    """The caller's certificate role may not use this service (e.g. an agent
+    certificate calling FleetService). gRPC code PERMISSION_DENIED;
+    metadata["role"] is the certificate's role, metadata["required"] the one
+    needed.
+    """
+    ERROR_REASON_HOST_NOT_FOUND: _ErrorReason.ValueType  # 16
+    """A named host never joined the fleet. gRPC code NOT_FOUND;
+    metadata["host_id"] names it.
+    """
+    ERROR_REASON_ROLLOUT_NOT_FOUND: _ErrorReason.ValueType  # 17
+    """A deployment has no rollout (it was never updated). gRPC code NOT_FOUND;
+    metadata["deployment"] names it.
+    """
+    ERROR_REASON_ROLLOUT_NOT_ACTIVE: _ErrorReason.ValueType  # 18
+    """The rollout is not in a state the action applies to (pausing a finished
+    rollout, promoting one without canaries). gRPC code FAILED_PRECONDITION;
+    metadata["deployment"] names it, metadata["state"] is its state.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """ErrorReason lists the stable codes Ozwald servers put in
@@ -159,5 +178,24 @@ ERROR_REASON_HOST_IDENTITY_MISMATCH: ErrorReason.ValueType  # 14
 """An agent registered with a host id other than its certificate's common
 name. gRPC code PERMISSION_DENIED; metadata["certificate"] is the name in
 the certificate, metadata["host_id"] the one claimed.
+"""
+ERROR_REASON_ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 15
+"""The caller's certificate role may not use this service (e.g. an agent
+certificate calling FleetService). gRPC code PERMISSION_DENIED;
+metadata["role"] is the certificate's role, metadata["required"] the one
+needed.
+"""
+ERROR_REASON_HOST_NOT_FOUND: ErrorReason.ValueType  # 16
+"""A named host never joined the fleet. gRPC code NOT_FOUND;
+metadata["host_id"] names it.
+"""
+ERROR_REASON_ROLLOUT_NOT_FOUND: ErrorReason.ValueType  # 17
+"""A deployment has no rollout (it was never updated). gRPC code NOT_FOUND;
+metadata["deployment"] names it.
+"""
+ERROR_REASON_ROLLOUT_NOT_ACTIVE: ErrorReason.ValueType  # 18
+"""The rollout is not in a state the action applies to (pausing a finished
+rollout, promoting one without canaries). gRPC code FAILED_PRECONDITION;
+metadata["deployment"] names it, metadata["state"] is its state.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

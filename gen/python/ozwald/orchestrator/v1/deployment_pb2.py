@@ -22,12 +22,13 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ozwald.common.v1 import gpu_pb2 as ozwald_dot_common_dot_v1_dot_gpu__pb2
 from ozwald.common.v1 import service_spec_pb2 as ozwald_dot_common_dot_v1_dot_service__spec__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ozwald/orchestrator/v1/deployment.proto\x12\x16ozwald.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aozwald/common/v1/gpu.proto\x1a#ozwald/common/v1/service_spec.proto\"\x83\x02\n\nDeployment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05realm\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x31\n\ncandidates\x18\x04 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12\x10\n\x08replicas\x18\x05 \x01(\r\x12\x41\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32,.ozwald.orchestrator.v1.PlacementConstraints\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x02\n\x14PlacementConstraints\x12/\n\ngpu_vendor\x18\x01 \x01(\x0e\x32\x1b.ozwald.common.v1.GpuVendor\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x16\n\x0emin_vram_bytes\x18\x03 \x01(\x04\x12Q\n\x0bhost_labels\x18\x04 \x03(\x0b\x32<.ozwald.orchestrator.v1.PlacementConstraints.HostLabelsEntry\x12\x1b\n\x13spread_across_hosts\x18\x05 \x01(\x08\x1a\x31\n\x0fHostLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'ozwald/orchestrator/v1/deployment.proto\x12\x16ozwald.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aozwald/common/v1/gpu.proto\x1a#ozwald/common/v1/service_spec.proto\"\xcd\x02\n\nDeployment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05realm\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12\x31\n\ncandidates\x18\x04 \x03(\x0b\x32\x1d.ozwald.common.v1.ServiceSpec\x12\x10\n\x08replicas\x18\x05 \x01(\r\x12\x41\n\x0b\x63onstraints\x18\x06 \x01(\x0b\x32,.ozwald.orchestrator.v1.PlacementConstraints\x12\x0f\n\x07version\x18\x07 \x01(\x04\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x06update\x18\t \x01(\x0b\x32&.ozwald.orchestrator.v1.UpdateStrategy\x12\x10\n\x08strategy\x18\n \x01(\t\"\x83\x02\n\x0eUpdateStrategy\x12\x14\n\x0cmax_parallel\x18\x01 \x01(\r\x12\x33\n\x10min_healthy_time\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x33\n\x10healthy_deadline\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x11progress_deadline\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x61uto_revert\x18\x05 \x01(\x08\x12\x10\n\x08\x63\x61naries\x18\x06 \x01(\r\x12\x14\n\x0c\x61uto_promote\x18\x07 \x01(\x08\"\x95\x02\n\x14PlacementConstraints\x12/\n\ngpu_vendor\x18\x01 \x01(\x0e\x32\x1b.ozwald.common.v1.GpuVendor\x12\x11\n\tgpu_model\x18\x02 \x01(\t\x12\x16\n\x0emin_vram_bytes\x18\x03 \x01(\x04\x12Q\n\x0bhost_labels\x18\x04 \x03(\x0b\x32<.ozwald.orchestrator.v1.PlacementConstraints.HostLabelsEntry\x12\x1b\n\x13spread_across_hosts\x18\x05 \x01(\x08\x1a\x31\n\x0fHostLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +37,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._loaded_options = None
   _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._serialized_options = b'8\001'
-  _globals['_DEPLOYMENT']._serialized_start=166
-  _globals['_DEPLOYMENT']._serialized_end=425
-  _globals['_PLACEMENTCONSTRAINTS']._serialized_start=428
-  _globals['_PLACEMENTCONSTRAINTS']._serialized_end=705
-  _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._serialized_start=656
-  _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._serialized_end=705
+  _globals['_DEPLOYMENT']._serialized_start=198
+  _globals['_DEPLOYMENT']._serialized_end=531
+  _globals['_UPDATESTRATEGY']._serialized_start=534
+  _globals['_UPDATESTRATEGY']._serialized_end=793
+  _globals['_PLACEMENTCONSTRAINTS']._serialized_start=796
+  _globals['_PLACEMENTCONSTRAINTS']._serialized_end=1073
+  _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._serialized_start=1024
+  _globals['_PLACEMENTCONSTRAINTS_HOSTLABELSENTRY']._serialized_end=1073
 # @@protoc_insertion_point(module_scope)

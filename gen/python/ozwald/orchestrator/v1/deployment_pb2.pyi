@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -39,6 +40,8 @@ class Deployment(_message.Message):
     CONSTRAINTS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATE_FIELD_NUMBER: _builtins.int
+    STRATEGY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Unique in the fleet; a DNS label. Instances are named `<name>-<ordinal>`."""
     realm: _builtins.str
@@ -50,6 +53,12 @@ class Deployment(_message.Message):
     version: _builtins.int
     """Set by the orchestrator: incremented on every change of this deployment;
     1 for a new one. Ignored in requests.
+    """
+    strategy: _builtins.str
+    """The placement strategy for this deployment's instances, by name
+    ("binpack", "spread", or a plugin's name); empty means the
+    orchestrator's default (`ozwald-orchestrator --strategy`). An unknown
+    name is refused with DEPLOYMENT_INVALID.
     """
     @_builtins.property
     def candidates(self) -> _containers.RepeatedCompositeFieldContainer[_service_spec_pb2.ServiceSpec]:
@@ -66,6 +75,12 @@ class Deployment(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """Set by the orchestrator: when `version` was stored. Ignored in requests."""
 
+    @_builtins.property
+    def update(self) -> Global___UpdateStrategy:
+        """How a change of the candidates rolls out to running instances. Unset
+        means the defaults documented on UpdateStrategy.
+        """
+
     def __init__(
         self,
         *,
@@ -77,14 +92,85 @@ class Deployment(_message.Message):
         constraints: Global___PlacementConstraints | None = ...,
         version: _builtins.int = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        update: Global___UpdateStrategy | None = ...,
+        strategy: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["constraints", b"constraints", "update", b"update", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "constraints", b"constraints", "name", b"name", "realm", b"realm", "replicas", b"replicas", "service", b"service", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "constraints", b"constraints", "name", b"name", "realm", b"realm", "replicas", b"replicas", "service", b"service", "strategy", b"strategy", "update", b"update", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Deployment: _TypeAlias = Deployment  # noqa: Y015
+
+@_typing.final
+class UpdateStrategy(_message.Message):
+    """UpdateStrategy governs rolling updates: when a deployment's candidates
+    change, its instances are replaced a few at a time, each new instance must
+    stay healthy for a while before the next ones go, and a rollout that does
+    not make progress fails (and reverts, when asked to). Replica count changes
+    (scale) are not rollouts.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_PARALLEL_FIELD_NUMBER: _builtins.int
+    MIN_HEALTHY_TIME_FIELD_NUMBER: _builtins.int
+    HEALTHY_DEADLINE_FIELD_NUMBER: _builtins.int
+    PROGRESS_DEADLINE_FIELD_NUMBER: _builtins.int
+    AUTO_REVERT_FIELD_NUMBER: _builtins.int
+    CANARIES_FIELD_NUMBER: _builtins.int
+    AUTO_PROMOTE_FIELD_NUMBER: _builtins.int
+    max_parallel: _builtins.int
+    """How many instances may be unavailable because of the rollout at once.
+    0 means 1.
+    """
+    auto_revert: _builtins.bool
+    """When the rollout fails, roll back to the last version that was fully
+    rolled out.
+    """
+    canaries: _builtins.int
+    """Replace this many instances first and wait for `ozwald rollout promote`
+    (or auto_promote) before the rest. 0: no canaries.
+    """
+    auto_promote: _builtins.bool
+    """Promote canaries on their own once they are all healthy."""
+    @_builtins.property
+    def min_healthy_time(self) -> _duration_pb2.Duration:
+        """How long a new instance must be RUNNING before it counts as healthy.
+        Unset means 10 s.
+        """
+
+    @_builtins.property
+    def healthy_deadline(self) -> _duration_pb2.Duration:
+        """A new instance not healthy within this long after it was placed is
+        marked unhealthy for the rollout. Unset means 5 min.
+        """
+
+    @_builtins.property
+    def progress_deadline(self) -> _duration_pb2.Duration:
+        """The rollout fails when no instance became healthy for this long. Unset
+        means 10 min; it must not be shorter than healthy_deadline.
+        """
+
+    def __init__(
+        self,
+        *,
+        max_parallel: _builtins.int = ...,
+        min_healthy_time: _duration_pb2.Duration | None = ...,
+        healthy_deadline: _duration_pb2.Duration | None = ...,
+        progress_deadline: _duration_pb2.Duration | None = ...,
+        auto_revert: _builtins.bool = ...,
+        canaries: _builtins.int = ...,
+        auto_promote: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["healthy_deadline", b"healthy_deadline", "min_healthy_time", b"min_healthy_time", "progress_deadline", b"progress_deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_promote", b"auto_promote", "auto_revert", b"auto_revert", "canaries", b"canaries", "healthy_deadline", b"healthy_deadline", "max_parallel", b"max_parallel", "min_healthy_time", b"min_healthy_time", "progress_deadline", b"progress_deadline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateStrategy: _TypeAlias = UpdateStrategy  # noqa: Y015
 
 @_typing.final
 class PlacementConstraints(_message.Message):

@@ -82,6 +82,51 @@ class FleetServiceStub:
                 request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftRequest.SerializeToString,
                 response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftResponse.FromString,
                 _registered_method=True)
+        self.ScaleDeployment = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/ScaleDeployment',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentResponse.FromString,
+                _registered_method=True)
+        self.GetRollout = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/GetRollout',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutResponse.FromString,
+                _registered_method=True)
+        self.PauseRollout = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/PauseRollout',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutResponse.FromString,
+                _registered_method=True)
+        self.ResumeRollout = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/ResumeRollout',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutResponse.FromString,
+                _registered_method=True)
+        self.PromoteRollout = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/PromoteRollout',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutResponse.FromString,
+                _registered_method=True)
+        self.UndoRollout = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/UndoRollout',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutResponse.FromString,
+                _registered_method=True)
+        self.CordonHost = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/CordonHost',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostResponse.FromString,
+                _registered_method=True)
+        self.UncordonHost = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/UncordonHost',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostResponse.FromString,
+                _registered_method=True)
+        self.DrainHost = channel.unary_unary(
+                '/ozwald.orchestrator.v1.FleetService/DrainHost',
+                request_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostRequest.SerializeToString,
+                response_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostResponse.FromString,
+                _registered_method=True)
 
 
 class FleetServiceServicer:
@@ -165,6 +210,83 @@ class FleetServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ScaleDeployment(self, request, context):
+        """ScaleDeployment sets a deployment's replica count (a new deployment
+        version that changes nothing else); new instances go through placement,
+        removed ones are the highest ordinals. Scaling to 0 keeps the deployment.
+        NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, for an unknown name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRollout(self, request, context):
+        """GetRollout returns a deployment's current rollout, or its latest one.
+        NOT_FOUND, reason ROLLOUT_NOT_FOUND, when it never had one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseRollout(self, request, context):
+        """PauseRollout stops a running rollout from replacing more instances.
+        FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is running.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRollout(self, request, context):
+        """ResumeRollout continues a paused rollout; its progress deadline starts
+        again. FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is paused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteRollout(self, request, context):
+        """PromoteRollout lets a rollout whose canaries are healthy replace the rest.
+        FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is waiting.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndoRollout(self, request, context):
+        """UndoRollout makes a previous version of the deployment current again (a
+        new version with its candidates, strategy and constraints) and rolls it
+        out; the replica count stays as it is now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CordonHost(self, request, context):
+        """CordonHost stops new placements on a host; what runs there stays.
+        NOT_FOUND, reason HOST_NOT_FOUND, for an unknown host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UncordonHost(self, request, context):
+        """UncordonHost lets a host take new placements again, and cancels its drain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainHost(self, request, context):
+        """DrainHost cordons a host and moves its instances elsewhere: an instance
+        goes only once its replacement runs elsewhere, and no deployment has more
+        than its max_parallel instances unavailable at once. At the deadline what
+        remains is moved at once. Returns at once; follow it with ListHosts or
+        WatchEvents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FleetServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +334,51 @@ def add_FleetServiceServicer_to_server(servicer, server):
                     servicer.GetDrift,
                     request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftRequest.FromString,
                     response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftResponse.SerializeToString,
+            ),
+            'ScaleDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScaleDeployment,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentResponse.SerializeToString,
+            ),
+            'GetRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRollout,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutResponse.SerializeToString,
+            ),
+            'PauseRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseRollout,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutResponse.SerializeToString,
+            ),
+            'ResumeRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRollout,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutResponse.SerializeToString,
+            ),
+            'PromoteRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteRollout,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutResponse.SerializeToString,
+            ),
+            'UndoRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndoRollout,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutResponse.SerializeToString,
+            ),
+            'CordonHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.CordonHost,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostResponse.SerializeToString,
+            ),
+            'UncordonHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.UncordonHost,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostResponse.SerializeToString,
+            ),
+            'DrainHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainHost,
+                    request_deserializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostRequest.FromString,
+                    response_serializer=ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -460,6 +627,249 @@ class FleetService:
             '/ozwald.orchestrator.v1.FleetService/GetDrift',
             ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftRequest.SerializeToString,
             ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetDriftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScaleDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/ScaleDeployment',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ScaleDeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/GetRollout',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.GetRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/PauseRollout',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PauseRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/ResumeRollout',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.ResumeRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/PromoteRollout',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.PromoteRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndoRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/UndoRollout',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UndoRolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CordonHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/CordonHost',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.CordonHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UncordonHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/UncordonHost',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.UncordonHostResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ozwald.orchestrator.v1.FleetService/DrainHost',
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostRequest.SerializeToString,
+            ozwald_dot_orchestrator_dot_v1_dot_fleet__service__pb2.DrainHostResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,46 @@ class FleetServiceStub:
     """
     GetDrift: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.GetDriftRequest, _fleet_service_pb2.GetDriftResponse]
     """GetDrift compares what the agents report with what is assigned to them."""
+    ScaleDeployment: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.ScaleDeploymentRequest, _fleet_service_pb2.ScaleDeploymentResponse]
+    """ScaleDeployment sets a deployment's replica count (a new deployment
+    version that changes nothing else); new instances go through placement,
+    removed ones are the highest ordinals. Scaling to 0 keeps the deployment.
+    NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, for an unknown name.
+    """
+    GetRollout: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.GetRolloutRequest, _fleet_service_pb2.GetRolloutResponse]
+    """GetRollout returns a deployment's current rollout, or its latest one.
+    NOT_FOUND, reason ROLLOUT_NOT_FOUND, when it never had one.
+    """
+    PauseRollout: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.PauseRolloutRequest, _fleet_service_pb2.PauseRolloutResponse]
+    """PauseRollout stops a running rollout from replacing more instances.
+    FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is running.
+    """
+    ResumeRollout: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.ResumeRolloutRequest, _fleet_service_pb2.ResumeRolloutResponse]
+    """ResumeRollout continues a paused rollout; its progress deadline starts
+    again. FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is paused.
+    """
+    PromoteRollout: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.PromoteRolloutRequest, _fleet_service_pb2.PromoteRolloutResponse]
+    """PromoteRollout lets a rollout whose canaries are healthy replace the rest.
+    FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is waiting.
+    """
+    UndoRollout: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.UndoRolloutRequest, _fleet_service_pb2.UndoRolloutResponse]
+    """UndoRollout makes a previous version of the deployment current again (a
+    new version with its candidates, strategy and constraints) and rolls it
+    out; the replica count stays as it is now.
+    """
+    CordonHost: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.CordonHostRequest, _fleet_service_pb2.CordonHostResponse]
+    """CordonHost stops new placements on a host; what runs there stays.
+    NOT_FOUND, reason HOST_NOT_FOUND, for an unknown host.
+    """
+    UncordonHost: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.UncordonHostRequest, _fleet_service_pb2.UncordonHostResponse]
+    """UncordonHost lets a host take new placements again, and cancels its drain."""
+    DrainHost: _grpc.UnaryUnaryMultiCallable[_fleet_service_pb2.DrainHostRequest, _fleet_service_pb2.DrainHostResponse]
+    """DrainHost cordons a host and moves its instances elsewhere: an instance
+    goes only once its replacement runs elsewhere, and no deployment has more
+    than its max_parallel instances unavailable at once. At the deadline what
+    remains is moved at once. Returns at once; follow it with ListHosts or
+    WatchEvents.
+    """
 
 @_typing.type_check_only
 class FleetServiceAsyncStub(FleetServiceStub):
@@ -115,6 +155,46 @@ class FleetServiceAsyncStub(FleetServiceStub):
     """
     GetDrift: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.GetDriftRequest, _fleet_service_pb2.GetDriftResponse]  # type: ignore[assignment]
     """GetDrift compares what the agents report with what is assigned to them."""
+    ScaleDeployment: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.ScaleDeploymentRequest, _fleet_service_pb2.ScaleDeploymentResponse]  # type: ignore[assignment]
+    """ScaleDeployment sets a deployment's replica count (a new deployment
+    version that changes nothing else); new instances go through placement,
+    removed ones are the highest ordinals. Scaling to 0 keeps the deployment.
+    NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, for an unknown name.
+    """
+    GetRollout: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.GetRolloutRequest, _fleet_service_pb2.GetRolloutResponse]  # type: ignore[assignment]
+    """GetRollout returns a deployment's current rollout, or its latest one.
+    NOT_FOUND, reason ROLLOUT_NOT_FOUND, when it never had one.
+    """
+    PauseRollout: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.PauseRolloutRequest, _fleet_service_pb2.PauseRolloutResponse]  # type: ignore[assignment]
+    """PauseRollout stops a running rollout from replacing more instances.
+    FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is running.
+    """
+    ResumeRollout: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.ResumeRolloutRequest, _fleet_service_pb2.ResumeRolloutResponse]  # type: ignore[assignment]
+    """ResumeRollout continues a paused rollout; its progress deadline starts
+    again. FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is paused.
+    """
+    PromoteRollout: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.PromoteRolloutRequest, _fleet_service_pb2.PromoteRolloutResponse]  # type: ignore[assignment]
+    """PromoteRollout lets a rollout whose canaries are healthy replace the rest.
+    FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is waiting.
+    """
+    UndoRollout: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.UndoRolloutRequest, _fleet_service_pb2.UndoRolloutResponse]  # type: ignore[assignment]
+    """UndoRollout makes a previous version of the deployment current again (a
+    new version with its candidates, strategy and constraints) and rolls it
+    out; the replica count stays as it is now.
+    """
+    CordonHost: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.CordonHostRequest, _fleet_service_pb2.CordonHostResponse]  # type: ignore[assignment]
+    """CordonHost stops new placements on a host; what runs there stays.
+    NOT_FOUND, reason HOST_NOT_FOUND, for an unknown host.
+    """
+    UncordonHost: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.UncordonHostRequest, _fleet_service_pb2.UncordonHostResponse]  # type: ignore[assignment]
+    """UncordonHost lets a host take new placements again, and cancels its drain."""
+    DrainHost: _aio.UnaryUnaryMultiCallable[_fleet_service_pb2.DrainHostRequest, _fleet_service_pb2.DrainHostResponse]  # type: ignore[assignment]
+    """DrainHost cordons a host and moves its instances elsewhere: an instance
+    goes only once its replacement runs elsewhere, and no deployment has more
+    than its max_parallel instances unavailable at once. At the deadline what
+    remains is moved at once. Returns at once; follow it with ListHosts or
+    WatchEvents.
+    """
 
 class FleetServiceServicer(metaclass=_abc_1.ABCMeta):
     """FleetService is the operators' API of ozwald-orchestrator: desired state
@@ -210,5 +290,99 @@ class FleetServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_fleet_service_pb2.GetDriftResponse, _abc.Awaitable[_fleet_service_pb2.GetDriftResponse]]:
         """GetDrift compares what the agents report with what is assigned to them."""
+
+    @_abc_1.abstractmethod
+    def ScaleDeployment(
+        self,
+        request: _fleet_service_pb2.ScaleDeploymentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.ScaleDeploymentResponse, _abc.Awaitable[_fleet_service_pb2.ScaleDeploymentResponse]]:
+        """ScaleDeployment sets a deployment's replica count (a new deployment
+        version that changes nothing else); new instances go through placement,
+        removed ones are the highest ordinals. Scaling to 0 keeps the deployment.
+        NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, for an unknown name.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRollout(
+        self,
+        request: _fleet_service_pb2.GetRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.GetRolloutResponse, _abc.Awaitable[_fleet_service_pb2.GetRolloutResponse]]:
+        """GetRollout returns a deployment's current rollout, or its latest one.
+        NOT_FOUND, reason ROLLOUT_NOT_FOUND, when it never had one.
+        """
+
+    @_abc_1.abstractmethod
+    def PauseRollout(
+        self,
+        request: _fleet_service_pb2.PauseRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.PauseRolloutResponse, _abc.Awaitable[_fleet_service_pb2.PauseRolloutResponse]]:
+        """PauseRollout stops a running rollout from replacing more instances.
+        FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is running.
+        """
+
+    @_abc_1.abstractmethod
+    def ResumeRollout(
+        self,
+        request: _fleet_service_pb2.ResumeRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.ResumeRolloutResponse, _abc.Awaitable[_fleet_service_pb2.ResumeRolloutResponse]]:
+        """ResumeRollout continues a paused rollout; its progress deadline starts
+        again. FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is paused.
+        """
+
+    @_abc_1.abstractmethod
+    def PromoteRollout(
+        self,
+        request: _fleet_service_pb2.PromoteRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.PromoteRolloutResponse, _abc.Awaitable[_fleet_service_pb2.PromoteRolloutResponse]]:
+        """PromoteRollout lets a rollout whose canaries are healthy replace the rest.
+        FAILED_PRECONDITION, reason ROLLOUT_NOT_ACTIVE, when none is waiting.
+        """
+
+    @_abc_1.abstractmethod
+    def UndoRollout(
+        self,
+        request: _fleet_service_pb2.UndoRolloutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.UndoRolloutResponse, _abc.Awaitable[_fleet_service_pb2.UndoRolloutResponse]]:
+        """UndoRollout makes a previous version of the deployment current again (a
+        new version with its candidates, strategy and constraints) and rolls it
+        out; the replica count stays as it is now.
+        """
+
+    @_abc_1.abstractmethod
+    def CordonHost(
+        self,
+        request: _fleet_service_pb2.CordonHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.CordonHostResponse, _abc.Awaitable[_fleet_service_pb2.CordonHostResponse]]:
+        """CordonHost stops new placements on a host; what runs there stays.
+        NOT_FOUND, reason HOST_NOT_FOUND, for an unknown host.
+        """
+
+    @_abc_1.abstractmethod
+    def UncordonHost(
+        self,
+        request: _fleet_service_pb2.UncordonHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.UncordonHostResponse, _abc.Awaitable[_fleet_service_pb2.UncordonHostResponse]]:
+        """UncordonHost lets a host take new placements again, and cancels its drain."""
+
+    @_abc_1.abstractmethod
+    def DrainHost(
+        self,
+        request: _fleet_service_pb2.DrainHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_fleet_service_pb2.DrainHostResponse, _abc.Awaitable[_fleet_service_pb2.DrainHostResponse]]:
+        """DrainHost cordons a host and moves its instances elsewhere: an instance
+        goes only once its replacement runs elsewhere, and no deployment has more
+        than its max_parallel instances unavailable at once. At the deadline what
+        remains is moved at once. Returns at once; follow it with ListHosts or
+        WatchEvents.
+        """
 
 def add_FleetServiceServicer_to_server(servicer: FleetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

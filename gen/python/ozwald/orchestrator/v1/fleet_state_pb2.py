@@ -27,7 +27,7 @@ from ozwald.agent.v1 import service_status_pb2 as ozwald_dot_agent_dot_v1_dot_se
 from ozwald.common.v1 import host_profile_pb2 as ozwald_dot_common_dot_v1_dot_host__profile__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(ozwald/orchestrator/v1/fleet_state.proto\x12\x16ozwald.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$ozwald/agent/v1/service_status.proto\x1a#ozwald/common/v1/host_profile.proto\"\xd0\x03\n\x04Host\x12\n\n\x02id\x18\x01 \x01(\t\x12\x38\n\x06labels\x18\x02 \x03(\x0b\x32(.ozwald.orchestrator.v1.Host.LabelsEntry\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.ozwald.orchestrator.v1.HostState\x12.\n\x07profile\x18\x04 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tjoined_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bstate_since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\t \x01(\x04\x12\"\n\x1a\x61pplied_assignment_version\x18\n \x01(\x04\x12\x11\n\tconnected\x18\x0b \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbc\x02\n\x08Instance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x0f\n\x07ordinal\x18\x03 \x01(\r\x12\x0f\n\x07host_id\x18\x04 \x01(\t\x12\x0f\n\x07variety\x18\x05 \x01(\t\x12\x1a\n\x12\x64\x65ployment_version\x18\x06 \x01(\x04\x12\x34\n\x05state\x18\x07 \x01(\x0e\x32%.ozwald.orchestrator.v1.InstanceState\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12/\n\x0bstate_since\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0c\x61gent_status\x18\n \x01(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x13\n\x0breschedules\x18\x0b \x01(\r\"\x9e\x01\n\nFleetEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\ndeployment\x18\x04 \x01(\t\x12\x10\n\x08instance\x18\x05 \x01(\t\x12\x0f\n\x07host_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t*g\n\tHostState\x12\x1a\n\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10HOST_STATE_READY\x10\x01\x12\x13\n\x0fHOST_STATE_DOWN\x10\x02\x12\x13\n\x0fHOST_STATE_LOST\x10\x03*\xf8\x01\n\rInstanceState\x12\x1e\n\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1b\n\x17INSTANCE_STATE_ASSIGNED\x10\x02\x12\x1b\n\x17INSTANCE_STATE_STARTING\x10\x03\x12\x1a\n\x16INSTANCE_STATE_RUNNING\x10\x04\x12\x1c\n\x18INSTANCE_STATE_UNHEALTHY\x10\x05\x12\x19\n\x15INSTANCE_STATE_FAILED\x10\x06\x12\x1c\n\x18INSTANCE_STATE_HOST_DOWN\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(ozwald/orchestrator/v1/fleet_state.proto\x12\x16ozwald.orchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$ozwald/agent/v1/service_status.proto\x1a#ozwald/common/v1/host_profile.proto\"\x94\x04\n\x04Host\x12\n\n\x02id\x18\x01 \x01(\t\x12\x38\n\x06labels\x18\x02 \x03(\x0b\x32(.ozwald.orchestrator.v1.Host.LabelsEntry\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.ozwald.orchestrator.v1.HostState\x12.\n\x07profile\x18\x04 \x01(\x0b\x32\x1d.ozwald.common.v1.HostProfile\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tjoined_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bstate_since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61\x64\x64ress\x18\x08 \x01(\t\x12\x1a\n\x12\x61ssignment_version\x18\t \x01(\x04\x12\"\n\x1a\x61pplied_assignment_version\x18\n \x01(\x04\x12\x11\n\tconnected\x18\x0b \x01(\x08\x12\x10\n\x08\x63ordoned\x18\x0c \x01(\x08\x12\x30\n\x05\x64rain\x18\r \x01(\x0b\x32!.ozwald.orchestrator.v1.HostDrain\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\tHostDrain\x12\x31\n\x05state\x18\x01 \x01(\x0e\x32\".ozwald.orchestrator.v1.DrainState\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tremaining\x18\x04 \x01(\r\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x02\n\x08Instance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x0f\n\x07ordinal\x18\x03 \x01(\r\x12\x0f\n\x07host_id\x18\x04 \x01(\t\x12\x0f\n\x07variety\x18\x05 \x01(\t\x12\x1a\n\x12\x64\x65ployment_version\x18\x06 \x01(\x04\x12\x34\n\x05state\x18\x07 \x01(\x0e\x32%.ozwald.orchestrator.v1.InstanceState\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12/\n\x0bstate_since\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0c\x61gent_status\x18\n \x01(\x0b\x32\x1f.ozwald.agent.v1.InstanceStatus\x12\x13\n\x0breschedules\x18\x0b \x01(\r\"\x9e\x01\n\nFleetEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x12\n\ndeployment\x18\x04 \x01(\t\x12\x10\n\x08instance\x18\x05 \x01(\t\x12\x0f\n\x07host_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t*g\n\tHostState\x12\x1a\n\x16HOST_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10HOST_STATE_READY\x10\x01\x12\x13\n\x0fHOST_STATE_DOWN\x10\x02\x12\x13\n\x0fHOST_STATE_LOST\x10\x03*\x98\x01\n\nDrainState\x12\x1b\n\x17\x44RAIN_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44RAIN_STATE_RUNNING\x10\x01\x12\x18\n\x14\x44RAIN_STATE_COMPLETE\x10\x02\x12\x1f\n\x1b\x44RAIN_STATE_DEADLINE_PASSED\x10\x03\x12\x19\n\x15\x44RAIN_STATE_CANCELLED\x10\x04*\xf8\x01\n\rInstanceState\x12\x1e\n\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1b\n\x17INSTANCE_STATE_ASSIGNED\x10\x02\x12\x1b\n\x17INSTANCE_STATE_STARTING\x10\x03\x12\x1a\n\x16INSTANCE_STATE_RUNNING\x10\x04\x12\x1c\n\x18INSTANCE_STATE_UNHEALTHY\x10\x05\x12\x19\n\x15INSTANCE_STATE_FAILED\x10\x06\x12\x1c\n\x18INSTANCE_STATE_HOST_DOWN\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,16 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HOST_LABELSENTRY']._loaded_options = None
   _globals['_HOST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_HOSTSTATE']._serialized_start=1123
-  _globals['_HOSTSTATE']._serialized_end=1226
-  _globals['_INSTANCESTATE']._serialized_start=1229
-  _globals['_INSTANCESTATE']._serialized_end=1477
+  _globals['_HOSTSTATE']._serialized_start=1418
+  _globals['_HOSTSTATE']._serialized_end=1521
+  _globals['_DRAINSTATE']._serialized_start=1524
+  _globals['_DRAINSTATE']._serialized_end=1676
+  _globals['_INSTANCESTATE']._serialized_start=1679
+  _globals['_INSTANCESTATE']._serialized_end=1927
   _globals['_HOST']._serialized_start=177
-  _globals['_HOST']._serialized_end=641
-  _globals['_HOST_LABELSENTRY']._serialized_start=596
-  _globals['_HOST_LABELSENTRY']._serialized_end=641
-  _globals['_INSTANCE']._serialized_start=644
-  _globals['_INSTANCE']._serialized_end=960
-  _globals['_FLEETEVENT']._serialized_start=963
-  _globals['_FLEETEVENT']._serialized_end=1121
+  _globals['_HOST']._serialized_end=709
+  _globals['_HOST_LABELSENTRY']._serialized_start=664
+  _globals['_HOST_LABELSENTRY']._serialized_end=709
+  _globals['_HOSTDRAIN']._serialized_start=712
+  _globals['_HOSTDRAIN']._serialized_end=936
+  _globals['_INSTANCE']._serialized_start=939
+  _globals['_INSTANCE']._serialized_end=1255
+  _globals['_FLEETEVENT']._serialized_start=1258
+  _globals['_FLEETEVENT']._serialized_end=1416
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,40 @@ When it returns it gets an assignment without them, and stops them.
 """
 Global___HostState: _TypeAlias = HostState  # noqa: Y015
 
+class _DrainState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DrainStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DrainState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRAIN_STATE_UNSPECIFIED: _DrainState.ValueType  # 0
+    DRAIN_STATE_RUNNING: _DrainState.ValueType  # 1
+    """Instances are being moved off the host."""
+    DRAIN_STATE_COMPLETE: _DrainState.ValueType  # 2
+    """Every instance moved; the host stays cordoned."""
+    DRAIN_STATE_DEADLINE_PASSED: _DrainState.ValueType  # 3
+    """The deadline passed; the instances still there were stopped and placed
+    elsewhere at once, regardless of max_parallel.
+    """
+    DRAIN_STATE_CANCELLED: _DrainState.ValueType  # 4
+    """Cancelled by uncordon."""
+
+class DrainState(_DrainState, metaclass=_DrainStateEnumTypeWrapper):
+    """DrainState is where a host's drain stands."""
+
+DRAIN_STATE_UNSPECIFIED: DrainState.ValueType  # 0
+DRAIN_STATE_RUNNING: DrainState.ValueType  # 1
+"""Instances are being moved off the host."""
+DRAIN_STATE_COMPLETE: DrainState.ValueType  # 2
+"""Every instance moved; the host stays cordoned."""
+DRAIN_STATE_DEADLINE_PASSED: DrainState.ValueType  # 3
+"""The deadline passed; the instances still there were stopped and placed
+elsewhere at once, regardless of max_parallel.
+"""
+DRAIN_STATE_CANCELLED: DrainState.ValueType  # 4
+"""Cancelled by uncordon."""
+Global___DrainState: _TypeAlias = DrainState  # noqa: Y015
+
 class _InstanceState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -135,6 +169,8 @@ class Host(_message.Message):
     ASSIGNMENT_VERSION_FIELD_NUMBER: _builtins.int
     APPLIED_ASSIGNMENT_VERSION_FIELD_NUMBER: _builtins.int
     CONNECTED_FIELD_NUMBER: _builtins.int
+    CORDONED_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The identity in the agent's client certificate (its common name)."""
     state: Global___HostState.ValueType
@@ -147,6 +183,8 @@ class Host(_message.Message):
     """Version of the latest assignment the agent reported as applied."""
     connected: _builtins.bool
     """Whether an agent stream is open now."""
+    cordoned: _builtins.bool
+    """Cordoned hosts take no new instances; what runs there stays."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels the agent declared (`ozwald-agent --host-label key=value`)."""
@@ -167,6 +205,10 @@ class Host(_message.Message):
     def state_since(self) -> _timestamp_pb2.Timestamp:
         """When `state` last changed."""
 
+    @_builtins.property
+    def drain(self) -> Global___HostDrain:
+        """The drain in progress or last finished on this host, if any."""
+
     def __init__(
         self,
         *,
@@ -181,14 +223,62 @@ class Host(_message.Message):
         assignment_version: _builtins.int = ...,
         applied_assignment_version: _builtins.int = ...,
         connected: _builtins.bool = ...,
+        cordoned: _builtins.bool = ...,
+        drain: Global___HostDrain | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["joined_at", b"joined_at", "last_seen", b"last_seen", "profile", b"profile", "state_since", b"state_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "joined_at", b"joined_at", "last_seen", b"last_seen", "profile", b"profile", "state_since", b"state_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "applied_assignment_version", b"applied_assignment_version", "assignment_version", b"assignment_version", "connected", b"connected", "id", b"id", "joined_at", b"joined_at", "labels", b"labels", "last_seen", b"last_seen", "profile", b"profile", "state", b"state", "state_since", b"state_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "applied_assignment_version", b"applied_assignment_version", "assignment_version", b"assignment_version", "connected", b"connected", "cordoned", b"cordoned", "drain", b"drain", "id", b"id", "joined_at", b"joined_at", "labels", b"labels", "last_seen", b"last_seen", "profile", b"profile", "state", b"state", "state_since", b"state_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Host: _TypeAlias = Host  # noqa: Y015
+
+@_typing.final
+class HostDrain(_message.Message):
+    """HostDrain describes a drain: the host is cordoned and its instances are
+    moved elsewhere, at most max_parallel of each deployment unavailable at once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    state: Global___DrainState.ValueType
+    """Where it stands."""
+    remaining: _builtins.int
+    """Instances still on the host."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """When remaining instances are moved regardless of limits."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it ended, if it did."""
+
+    def __init__(
+        self,
+        *,
+        state: Global___DrainState.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        remaining: _builtins.int = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "finished_at", b"finished_at", "remaining", b"remaining", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HostDrain: _TypeAlias = HostDrain  # noqa: Y015
 
 @_typing.final
 class Instance(_message.Message):
