@@ -68,6 +68,10 @@ def test_reason_on_the_wire_is_the_enum_name_without_prefix() -> None:
         "DEPLOYMENT_INVALID",
         "DEPLOYMENT_NOT_FOUND",
         "HOST_IDENTITY_MISMATCH",
+        "ROLE_NOT_ALLOWED",
+        "HOST_NOT_FOUND",
+        "ROLLOUT_NOT_FOUND",
+        "ROLLOUT_NOT_ACTIVE",
     }
 
 
