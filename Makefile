@@ -76,7 +76,7 @@ test: $(VENV)/.installed docker ## the whole suite: proto freshness, lint, types
 test-unit: $(VENV)/.installed ## unit tests only (no Docker needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-BENCH ?= prov_overhead prov_fleet plan_latency
+BENCH ?= prov_overhead prov_fleet plan_latency place_throughput pack_quality fail_converge heartbeat_capacity
 BENCH_ARGS ?=
 
 .PHONY: bench

@@ -61,6 +61,7 @@ class HostState:
         "down_reason",
         "entries",
         "free_cpu",
+        "free_gpus",
         "free_mem",
         "gpu_cap",
         "gpu_free",
@@ -73,6 +74,7 @@ class HostState:
         "schedulable",
         "seq",
         "vram_free",
+        "work",
     )
 
     def __init__(self, capacity: HostCapacity, seq: int) -> None:
@@ -94,6 +96,9 @@ class HostState:
         self.free_mem = capacity.memory_bytes
         self.free_cpu = milli(capacity.cpus)
         self.vram_free: dict[int, int] = {}
+        self.free_gpus = 0.0
+        # The fleet's GPU work (stranding.GpuWork), shared by the ledger's hosts.
+        self.work: object = None
         self._total_vram()
 
     def _total_vram(self) -> None:
@@ -102,6 +107,13 @@ class HostState:
             totals[gpu.vendor] = totals.get(gpu.vendor, 0) + free
             totals[0] += free
         self.vram_free = totals
+        self._count_free_gpus()
+
+    def _count_free_gpus(self) -> None:
+        """Free GPUs as fractions of each GPU, summed (what stranding counts)."""
+        self.free_gpus = sum(
+            max(0, free) / cap for free, cap in zip(self.gpu_free, self.gpu_cap, strict=True) if cap
+        )
 
     def positions_of(self, vendor: int, indices: tuple[int, ...]) -> tuple[int, ...] | None:
         """The positions of the GPUs with these indices of `vendor` (0: the first vendor,
@@ -128,6 +140,8 @@ class HostState:
             self.gpu_free[position] -= amount
             vram[self.gpus[position].vendor] -= amount
             vram[0] -= amount
+        if reservation.positions:
+            self._count_free_gpus()
 
     def unhold(self, reservation: Reservation) -> None:
         demand = reservation.demand
@@ -149,12 +163,14 @@ class HostState:
             self.gpu_free[position] += amount
             vram[self.gpus[position].vendor] += amount
             vram[0] += amount
+        if reservation.positions:
+            self._count_free_gpus()
 
     def without(self, instance: str) -> HostState:
         """A detached copy of this host as if `instance` did not hold anything on it."""
         copy = HostState(self.capacity, self.seq)
         copy.schedulable, copy.down_reason = self.schedulable, self.down_reason
-        copy.partition = self.partition
+        copy.partition, copy.work = self.partition, self.work
         for name, reservation in self.instances.items():
             if name != instance:
                 copy.hold(reservation)

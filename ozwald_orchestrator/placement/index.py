@@ -13,7 +13,10 @@ host has entries in lists kept sorted, one family per way a strategy ranks hosts
   demand can take);
 - GPU entries `(free VRAM of the GPU, free VRAM of the host, free memory, free
   millicores, seq, position, host)` per vendor, one per GPU (what a GPU-sharing demand
-  is ranked by, GPU by GPU).
+  is ranked by, GPU by GPU);
+- `(free millicores per free GPU, seq, host)` and the same for memory, for the hosts with
+  a GPU free: the hosts below the fleet's typical figures are those that strand GPUs
+  (stranding.py), listed without looking at the others.
 
 A demand takes the same amount from every host of a partition (its memory, its cores,
 its VRAM per GPU, or for whole GPUs of one size, the size times the count), so the order
@@ -21,7 +24,8 @@ of the entries is also the order of what would be left after placing it. A strat
 bisects to the first entry with enough free and walks the list in its preferred
 direction, stopping at the first host that passes every filter: that is the partition's
 best under the strategy, and the best of all partitions is the fleet's best, exactly as
-a scan of every host would find it.
+a scan of every host would find it. (Binpack looks at the hosts that strand GPUs one by
+one, since a placement can make them strand less and rank before their place.)
 """
 
 from __future__ import annotations
@@ -58,7 +62,17 @@ StaticKey = tuple[int, tuple[str, ...], int, int]
 class Partition:
     """Schedulable hosts with one GPU shape, in sorted lists (see the module docstring)."""
 
-    __slots__ = ("_gpus", "_hosts", "_whole", "kinds", "shape", "static", "vendor_positions")
+    __slots__ = (
+        "_cpu_per_gpu",
+        "_gpus",
+        "_hosts",
+        "_mem_per_gpu",
+        "_whole",
+        "kinds",
+        "shape",
+        "static",
+        "vendor_positions",
+    )
 
     def __init__(self, shape: GpuShape) -> None:
         self.shape = shape
@@ -73,6 +87,9 @@ class Partition:
             self._hosts[vendors[0]] = self._hosts[0]
         self._whole: dict[int, list[WholeEntry]] = {v: [] for v in vendors}
         self._gpus: dict[int, list[GpuEntry]] = {v: [] for v in vendors}
+        # (free cores or memory per free GPU, seq, host) of the hosts with a GPU free.
+        self._cpu_per_gpu: list[tuple[float, int, HostState]] = []
+        self._mem_per_gpu: list[tuple[float, int, HostState]] = []
         self.static: dict[StaticKey, StaticFit] = {}
 
     def hosts(self, kind: int) -> list[HostEntry]:
@@ -84,6 +101,19 @@ class Partition:
 
     def gpus(self, vendor: int) -> list[GpuEntry]:
         return self._gpus.get(vendor, [])
+
+    def pressured(self, cpu_per_gpu: float, mem_per_gpu: float) -> list[HostState]:
+        """The hosts with fewer free cores, or less free memory, per free GPU than given
+        (those that strand GPUs now: see stranding.py)."""
+        found: dict[int, HostState] = {}
+        for ratios, limit in ((self._cpu_per_gpu, cpu_per_gpu), (self._mem_per_gpu, mem_per_gpu)):
+            if limit <= 0:
+                continue
+            for ratio, seq, state in ratios:
+                if ratio >= limit:
+                    break
+                found[seq] = state
+        return list(found.values())
 
     def __len__(self) -> int:
         return len(self._hosts[0])
@@ -102,6 +132,9 @@ class Partition:
             gpus = self._gpus[vendor]
             for p in positions:
                 added.append((gpus, (free[p], vram, mem, cpu, seq, p, state)))
+        if state.free_gpus > 0:
+            added.append((self._cpu_per_gpu, (cpu / state.free_gpus, seq, state)))
+            added.append((self._mem_per_gpu, (mem / state.free_gpus, seq, state)))
         for entries, entry in added:
             insort(entries, entry)
         state.entries = added

@@ -20,9 +20,11 @@ from ozwald_orchestrator.placement.host_state import (
     HostState,
     Reservation,
     gpu_shape,
+    milli,
 )
 from ozwald_orchestrator.placement.index import Partition
 from ozwald_orchestrator.placement.model import Demand, HostCapacity
+from ozwald_orchestrator.placement.stranding import GpuWork
 from ozwald_orchestrator.placement.words import counted, vendor_word
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class FleetLedger:
         self._partition_list: list[Partition] = []
         self._reservations: dict[str, Reservation] = {}
         self._by_deployment: dict[str, dict[str, int]] = {}
+        self._work = GpuWork()
         self._next_seq = 0
 
     # Hosts ------------------------------------------------------------------------------
@@ -87,15 +90,18 @@ class FleetLedger:
         old = self._hosts.get(host.host_id)
         if old is None:
             state = HostState(host, self._next_seq)
+            state.work = self._work
             self._next_seq += 1
         else:
             self._unindex(old)
             state = HostState(host, old.seq)
+            state.work = self._work
             state.down_reason = old.down_reason
             for reservation in list(old.instances.values()):
                 remapped = self._remapped(state, reservation)
                 state.hold(remapped)
                 self._reservations[remapped.instance] = remapped
+                self._count_gpu_work(state, remapped)
         state.schedulable = schedulable
         if schedulable:
             state.down_reason = ""
@@ -130,6 +136,10 @@ class FleetLedger:
 
     def host_ids(self) -> list[str]:
         return sorted(self._hosts)
+
+    def __contains__(self, host_id: object) -> bool:
+        """`host_id in ledger`: whether the host is known (cheaper than host_ids())."""
+        return host_id in self._hosts
 
     def free(self, host_id: str) -> HostFree:
         state = self._state(host_id)
@@ -203,6 +213,10 @@ class FleetLedger:
     def state(self, host_id: str) -> HostState:
         return self._state(host_id)
 
+    def gpu_work(self) -> GpuWork:
+        """The cores, memory and GPUs held by GPU-holding reservations (stranding.py)."""
+        return self._work
+
     def deployment_hosts(self, deployment: str) -> Mapping[str, int]:
         """host id -> how many instances of `deployment` it holds."""
         return self._by_deployment.get(deployment, _EMPTY)
@@ -223,10 +237,28 @@ class FleetLedger:
         state.hold(reservation)
         self._index(state)
         self._reservations[reservation.instance] = reservation
+        self._count_gpu_work(state, reservation)
         hosts = self._by_deployment.setdefault(reservation.deployment, {})
         hosts[state.host_id] = hosts.get(state.host_id, 0) + 1
 
+    def _count_gpu_work(self, state: HostState, reservation: Reservation) -> None:
+        if reservation.positions:
+            demand = reservation.demand
+            self._work.add(
+                reservation.instance,
+                milli(demand.cpus),
+                demand.memory_bytes,
+                (
+                    amount / state.gpu_cap[p]
+                    for p, amount in zip(reservation.positions, reservation.amounts, strict=True)
+                    if state.gpu_cap[p]
+                ),
+            )
+        else:
+            self._work.remove(reservation.instance)
+
     def _forget(self, instance: str) -> None:
+        self._work.remove(instance)
         reservation = self._reservations.pop(instance)
         hosts = self._by_deployment[reservation.deployment]
         left = hosts[reservation.host_id] - 1

@@ -56,8 +56,9 @@ class Scheduler:
 
     def place(self, request: PlacementRequest, *, reasons: bool = True) -> Placement | Unplaced:
         """Chooses a host and reserves the instance there; a reservation it already had is
-        released first (placing again moves it). When no host can take it, says why:
-        `reasons=False` skips the scan of every host that the words need."""
+        released first (placing again moves it) and stays released when no host can take
+        it. When none can, says why: `reasons=False` skips the scan of every host that
+        the words need."""
         self.ledger.release(request.instance)
         chosen = self._choose(probes(request))
         if chosen is None:
@@ -200,8 +201,8 @@ class Scheduler:
         first = feasible[0]
         if placed_on is None:
             return (
-                f"{instance} is not placed yet; {strategy} would choose {first.state.host_id} "
-                f"(variety {first.probe.variety}) of {counted(len(feasible), 'feasible host')}"
+                f"{instance} is not placed yet; {strategy} would choose {first.state.host_id}"
+                f"{_variety(first.probe.variety)} of {counted(len(feasible), 'feasible host')}"
                 f"{why}"
             )
         at = next((i for i, r in enumerate(feasible) if r.state.host_id == placed_on), None)
@@ -216,7 +217,7 @@ class Scheduler:
             )
         if at == 0:
             return (
-                f"{instance} runs on {placed_on} (variety {feasible[0].probe.variety}): "
+                f"{instance} runs on {placed_on}{_variety(feasible[0].probe.variety)}: "
                 f"{strategy} ranks it first of {counted(len(feasible), 'feasible host')}"
             )
         return (
@@ -224,6 +225,11 @@ class Scheduler:
             f"{counted(len(feasible), 'feasible host')}; it would choose "
             f"{first.state.host_id} today, and does not move running instances for that"
         )
+
+
+def _variety(variety: str) -> str:
+    """ " (variety nvidia)", or nothing for a service that defines no varieties."""
+    return f" (variety {variety})" if variety else ""
 
 
 def _signature(request: PlacementRequest) -> Hashable:

@@ -132,6 +132,53 @@ def _amounts(host: Host, demand: Demand, positions: list[int]) -> list[int]:
     return [demand.vram_per_gpu_bytes] * len(positions)
 
 
+def _typical(held: dict[str, Held], hosts: dict[str, Host]) -> tuple[float, float] | None:
+    """Cores and memory per GPU held, over the instances that hold GPUs."""
+    cpu = memory = micro = 0
+    for item in held.values():
+        host = hosts[item.host_id]
+        shares = sum(
+            round(a / host.gpus[p][3] * 1_000_000)
+            for p, a in zip(item.positions, item.amounts, strict=True)
+        )
+        if shares > 0:
+            cpu += _milli(item.demand.cpus)
+            memory += item.demand.memory_bytes
+            micro += shares
+    if micro <= 0:
+        return None
+    gpus = micro / 1_000_000
+    return cpu / gpus, memory / gpus
+
+
+def _stranded(gpus: float, cpu: int, memory: int, typical: tuple[float, float]) -> float:
+    if gpus <= 0:
+        return 0.0
+    worst = 0.0
+    if typical[0] > 0:
+        worst = max(worst, gpus - cpu / typical[0])
+    if typical[1] > 0:
+        worst = max(worst, gpus - memory / typical[1])
+    return worst
+
+
+def _strands(
+    host: Host, demand: Demand, positions: list[int], typical: tuple[float, float] | None
+) -> int:
+    """How the placement changes the GPUs the host cannot feed, in tenths of a GPU."""
+    if typical is None:
+        return 0
+    free = sum(max(0, f) / g[3] for f, g in zip(host.gpu_free, host.gpus, strict=True))
+    if demand.vram_per_gpu_bytes == 0:
+        taken = float(len(positions))
+    else:
+        taken = sum(demand.vram_per_gpu_bytes / host.gpus[p][3] for p in positions)
+    cpu, memory = _milli(demand.cpus), demand.memory_bytes
+    was = _stranded(free, host.cpu, host.memory, typical)
+    will = _stranded(free - taken, host.cpu - cpu, host.memory - memory, typical)
+    return round((will - was) * 10)
+
+
 def _key(
     strategy: str,
     host: Host,
@@ -141,6 +188,7 @@ def _key(
     vendor: int,
     positions: list[int],
     untouched: int,
+    typical: tuple[float, float] | None,
 ) -> tuple[int, ...]:
     vram = sum(f for (v, _, _, _), f in zip(host.gpus, host.gpu_free, strict=True) if v == vendor)
     if vendor == 0:
@@ -150,20 +198,22 @@ def _key(
     cpu = host.cpu - _milli(demand.cpus)
     if strategy == "binpack":
         rest = (vram, memory, cpu, host.seq)
+        strands = _strands(host, demand, positions, typical)
         if not vendor:
-            return rest
+            return (strands, *rest)
         if demand.vram_per_gpu_bytes == 0:
-            return (untouched - demand.gpu_count, *rest)
+            return (strands, untouched - demand.gpu_count, *rest)
         left = sum(host.gpu_free[p] - demand.vram_per_gpu_bytes for p in positions)
-        return (left, *rest)
+        return (left, strands, *rest)
     return (host.deployments.count(request.deployment), -vram, -memory, -cpu, -host.seq)
 
 
 def brute_force(
-    strategy: str, hosts: dict[str, Host], request: PlacementRequest
+    strategy: str, hosts: dict[str, Host], held: dict[str, Held], request: PlacementRequest
 ) -> tuple[str, Demand, list[int]] | None:
     """(host id, candidate used, GPU positions) of the best host, scanning them all."""
     best: tuple[tuple[int, tuple[int, ...]], str, Demand, list[int]] | None = None
+    typical = _typical(held, hosts)
     levels, level = [], -1
     for i, demand in enumerate(request.candidates):
         if i == 0 or demand.variety != request.candidates[i - 1].variety:
@@ -183,6 +233,7 @@ def brute_force(
                 vendor=vendor,
                 positions=positions,
                 untouched=untouched,
+                typical=typical,
             )
             rank = (position, key)
             if best is None or rank < best[0]:
@@ -313,7 +364,7 @@ def test_the_scheduler_chooses_what_a_scan_of_every_host_chooses(
             ledger.set_schedulable(host.host_id, host.schedulable, "host down")
         elif action == "place":
             request = data.draw(requests(number))
-            expected = brute_force(strategy, hosts, request)
+            expected = brute_force(strategy, hosts, held, request)
             summary, best, _ = scheduler.explain(request, None)
             got = scheduler.place(request)
             if expected is None:

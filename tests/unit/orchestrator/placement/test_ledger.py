@@ -107,3 +107,12 @@ def test_a_reservation_that_does_not_fit_is_kept_and_leaves_nothing_free() -> No
     outcome = Scheduler(ledger, strategy_by_name("binpack")).place(request("x-0", cpu_only(1)))
     assert isinstance(outcome, Unplaced)
     assert outcome.rejections[0].examples == ("h: needs 1.0 GiB, 0.0 GiB free",)
+
+
+def test_membership_is_by_host_id() -> None:
+    ledger = ledger_of(host("h1"))
+
+    assert "h1" in ledger
+    assert "h2" not in ledger
+    ledger.remove_host("h1")
+    assert "h1" not in ledger
