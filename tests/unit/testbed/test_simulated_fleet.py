@@ -7,7 +7,8 @@ from ozwald_testbed.sim_pki import FleetPki
 from ozwald_testbed.simulated_fleet import hosts_from_fixtures, hosts_from_openb
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
-OPENB = Path(__file__).resolve().parents[4] / "shared" / "data" / "openb"
+# An excerpt of the trace (tests/fixtures/openb/SOURCE.md): 20 nodes.
+OPENB = Path(__file__).resolve().parents[2] / "fixtures" / "openb"
 
 
 def test_fixture_hosts_cycle_through_the_usable_fixtures_with_labels() -> None:
@@ -19,10 +20,10 @@ def test_fixture_hosts_cycle_through_the_usable_fixtures_with_labels() -> None:
 
 
 def test_openb_hosts_keep_node_names_and_stay_unique_past_the_list() -> None:
-    hosts = hosts_from_openb(OPENB / "openb_node_list_gpu_node.csv", 1300)
+    hosts = hosts_from_openb(OPENB / "openb_node_list_gpu_node.csv", 50)
     ids = [h.host_id for h in hosts]
     assert ids[0] == "openb-node-0000"
-    assert len(set(ids)) == 1300
+    assert len(set(ids)) == 50
     assert hosts[0].labels == {"gpu-model": "P100"}
 
 

@@ -8,6 +8,7 @@ from ozwald.common.v1 import gpu_pb2, host_profile_pb2
 from ozwald_testbed.simulated_hardware import (
     GIB,
     MIB,
+    OPENB_GPU_MODELS,
     from_fixture,
     from_openb_row,
     load_fixtures,
@@ -15,7 +16,8 @@ from ozwald_testbed.simulated_hardware import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hardware"
-OPENB = Path(__file__).resolve().parents[4] / "shared" / "data" / "openb"
+# An excerpt of the trace (tests/fixtures/openb/SOURCE.md): three nodes of each GPU model.
+OPENB = Path(__file__).resolve().parents[2] / "fixtures" / "openb"
 
 
 def _vendor(profile: host_profile_pb2.HostProfile, vendor: int) -> gpu_pb2.GpuVendorReport:
@@ -116,8 +118,9 @@ def test_openb_unknown_model_is_an_error_that_lists_the_known_ones() -> None:
         from_openb_row(row)
 
 
-def test_the_whole_openb_node_list_loads() -> None:
+def test_every_openb_gpu_model_loads() -> None:
     rows = list(openb_rows(OPENB / "openb_node_list_gpu_node.csv"))
     hosts = [from_openb_row(r) for r in rows]
-    assert len(hosts) == 1213
+    assert len(hosts) == 20
+    assert {r["model"] for r in rows} == set(OPENB_GPU_MODELS) - {"G1"}
     assert sum(len(h.gpus) for h in hosts) == sum(int(r["gpu"]) for r in rows)
