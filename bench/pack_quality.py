@@ -52,6 +52,10 @@ Contenders, each in a fresh ledger:
 - binpack, host level: the first version, kept here as a plugin: the host left with the
   least free VRAM of the vendor, then memory, then cores, for every kind of task.
 - ozwald spread: the shipped spread strategy.
+- ozwald fgd: the shipped fgd plugin (ozwald_orchestrator/placement/fgd.py), loaded by
+  name through its entry point as the orchestrator loads it: Fragmentation Gradient
+  Descent with the typical requests counted from what the ledger holds, and the GPU
+  within a node chosen as the agent does (not by FGD).
 - random-fit: a plugin choosing uniformly among the hosts that pass every filter.
 """
 
@@ -80,6 +84,7 @@ from ozwald_orchestrator.placement import (
 )
 from ozwald_orchestrator.placement.filters import Probe, fit, static_fit
 from ozwald_orchestrator.placement.host_state import HostState
+from ozwald_orchestrator.placement.registry import StrategyRegistry
 from ozwald_orchestrator.placement.strategies import (
     Binpack,
     Choice,
@@ -314,6 +319,7 @@ def main() -> None:
         "binpack without stranding": lambda seed: Binpack(stranding=False),
         "binpack, host level": lambda seed: HostLevelBestFit(),
         "ozwald spread": lambda seed: strategy_by_name("spread"),
+        "ozwald fgd": lambda seed: StrategyRegistry.discover().load("fgd"),
         "random-fit": RandomFit,
     }
     skipped = {s.replace("-", " ") for s in args.skip}

@@ -16,7 +16,6 @@ from grpc_reflection.v1alpha import reflection
 from ozwald.agent.v1 import agent_service_pb2, agent_service_pb2_grpc, plan_pb2, service_scope_pb2
 from ozwald.common.v1 import service_spec_pb2
 
-from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
 from ozwald_agent.fleet.channels import FleetChannels
 from ozwald_agent.fleet.config import FleetLinkConfig
 from ozwald_agent.fleet.link import FleetLink
@@ -24,7 +23,6 @@ from ozwald_agent.hardware.nvml_real import PynvmlLibrary
 from ozwald_agent.profiling.profiler import Profiler
 from ozwald_agent.provisioning.admission_facts import AdmissionFacts
 from ozwald_agent.provisioning.provisioner import Provisioner
-from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.runtime.container_spec import RuntimeSettings
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.runtime.naming import DEFAULT_PREFIX
@@ -37,34 +35,22 @@ from ozwald_agent.servicer import AgentServicer, ProfileCollector
 from ozwald_agent.state.footprints import FootprintStore
 from ozwald_agent.state.store import AgentStore
 from ozwald_agent.state.webhook_deliveries import WebhookDeliveryStore
-from ozwald_agent.unix_socket import prepare_socket_path
 from ozwald_agent.volumes.agent_volumes import DEFAULT_RUN_DIR as DEFAULT_VOLUMES_DIR
 from ozwald_agent.volumes.agent_volumes import VOLUME_SERVICE_NAME, AgentVolumes
 from ozwald_agent.webhooks.dispatcher import WebhookDispatcher
+from ozwald_sdk.process.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_sdk.process.listeners import TlsListener, bind_tls, bind_unix
+from ozwald_sdk.process.request_logging import RequestLoggingInterceptor
+from ozwald_sdk.process.unix_socket import prepare_socket_path
 
 logger = logging.getLogger(__name__)
 
 AGENT_SERVICE_NAME = agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
-SOCKET_MODE = 0o660
 MAX_WORKERS = 32
 
 
 class AgentInUseError(Exception):
     """Another agent already owns the socket or the state directory."""
-
-
-class ListenError(Exception):
-    """A listener could not be opened (permissions, bad address, unreadable TLS files)."""
-
-
-@dataclass(frozen=True)
-class TlsListener:
-    """A TCP listener that accepts only clients with a certificate signed by client_ca."""
-
-    address: str
-    cert: Path
-    key: Path
-    client_ca: Path
 
 
 @dataclass(frozen=True)
@@ -296,24 +282,10 @@ class AgentDaemon:
             ),
             server,
         )
-        self._bind_unix(server)
+        bind_unix(server, self._config.socket_path, self._config.socket_gid)
         if self._config.tcp is not None:
-            self.tcp_port = _bind_tls(server, self._config.tcp)
+            self.tcp_port = bind_tls(server, self._config.tcp)
         return server
-
-    def _bind_unix(self, server: grpc.Server) -> None:
-        path = self._config.socket_path
-        # The umask closes the window between bind and chmod in which others could connect.
-        previous = os.umask(0o117)
-        try:
-            server.add_insecure_port(f"unix:{path}")
-        except RuntimeError as e:
-            raise ListenError(f"cannot listen on unix socket {path}: {e}") from e
-        finally:
-            os.umask(previous)
-        os.chmod(path, SOCKET_MODE)
-        if self._config.socket_gid is not None:
-            os.chown(path, -1, self._config.socket_gid)
 
 
 def _make_dirs(wanted: list[tuple[Path, int]]) -> list[Path]:
@@ -331,18 +303,3 @@ def _remove_if_empty(directories: list[Path]) -> None:
     for path in reversed(directories):
         with contextlib.suppress(OSError):
             path.rmdir()
-
-
-def _bind_tls(server: grpc.Server, tcp: TlsListener) -> int:
-    try:
-        credentials = grpc.ssl_server_credentials(
-            [(tcp.key.read_bytes(), tcp.cert.read_bytes())],
-            root_certificates=tcp.client_ca.read_bytes(),
-            require_client_auth=True,
-        )
-    except OSError as e:
-        raise ListenError(f"cannot read TLS material: {e}") from e
-    try:
-        return server.add_secure_port(tcp.address, credentials)
-    except RuntimeError as e:
-        raise ListenError(f"cannot listen on {tcp.address}: {e}") from e

@@ -16,7 +16,6 @@ import grp
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from ozwald_agent.daemon import AgentDaemon, AgentInUseError, DaemonConfig, ListenError, TlsListener
+from ozwald_agent.daemon import AgentDaemon, AgentInUseError, DaemonConfig
 from ozwald_agent.fleet.address import parse_orchestrator_address
 from ozwald_agent.fleet.config import FleetLinkConfig
 from ozwald_agent.fleet.identity import FleetIdentityError, expiry_problem, load_credentials
@@ -40,11 +39,12 @@ from ozwald_agent.secrets.agent_vault import VaultUnlockError
 from ozwald_agent.secrets.backends import BACKENDS, DEFAULT_KEYRING_SERVICE, VaultBackendConfig
 from ozwald_agent.secrets.endpoint import DEFAULT_TOKEN_TTL_S
 from ozwald_agent.servicer import ProfileCollector
-from ozwald_agent.unix_socket import NotASocketError, SocketInUseError
 from ozwald_agent.volumes.agent_volumes import DEFAULT_RUN_DIR as DEFAULT_VOLUMES_DIR
 from ozwald_sdk.errors import ConfigInvalidError
-from ozwald_sdk.logs import configure_logging
+from ozwald_sdk.logs import add_logging_options, configure_logging
 from ozwald_sdk.paths import default_agent_socket, default_agent_state_dir
+from ozwald_sdk.process.listeners import ListenError, TlsListener, socket_path_problem
+from ozwald_sdk.process.unix_socket import NotASocketError, SocketInUseError
 from ozwald_sdk.version import ozwald_version
 
 logger = logging.getLogger(__name__)
@@ -58,9 +58,6 @@ EXIT_SNAPSHOT = 5
 EXIT_VAULT = 6
 EXIT_CONFIG_INVALID = 10
 EXIT_PERSISTENT_REFUSED = 11
-
-# sun_path holds 108 bytes including the terminating NUL.
-MAX_SOCKET_PATH_BYTES = 107
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,18 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="report the GPUs recorded in FILE instead of this host's (simulated hosts)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING"],
-        help="least severe log lines to write (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-format",
-        default="auto",
-        choices=["auto", "json", "text"],
-        help="log line format; auto is JSON unless stderr is a terminal (default: %(default)s)",
-    )
+    add_logging_options(parser)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", help="omit to run the agent"
     )
@@ -252,11 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"finite number of seconds; give e.g. {DEFAULT_TOKEN_TTL_S:g} (the default)"
         )
     socket_path = args.socket.absolute()
-    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:
-        parser.error(
-            f"--socket {socket_path} is longer than the {MAX_SOCKET_PATH_BYTES} bytes a unix "
-            "socket path may have; choose a shorter path"
-        )
+    if (problem := socket_path_problem(socket_path)) is not None:
+        parser.error(problem)
     try:
         check_name("prefix", args.container_prefix)
     except InvalidSpecError as e:

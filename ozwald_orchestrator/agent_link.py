@@ -18,6 +18,9 @@ import grpc
 from ozwald.common.v1 import error_reason_pb2
 from ozwald.orchestrator.v1 import agent_link_service_pb2, agent_link_service_pb2_grpc
 
+from ozwald_orchestrator.audit.actor import caller
+from ozwald_orchestrator.audit.kinds import HOST_REFUSED, agent_actor
+from ozwald_orchestrator.audit.trail import set_actor
 from ozwald_orchestrator.fleet import Fleet
 from ozwald_orchestrator.identity import ROLE_AGENT, peer_identity
 from ozwald_orchestrator.rpc_errors import abort
@@ -28,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 # How long an agent has to send Register after opening the stream.
 REGISTER_TIMEOUT_S = 10.0
+# A connection that breaks also reads as the end of the stream, and gRPC cancels the
+# call a moment later; the end is the agent's own only if no cancellation follows.
+END_OF_STREAM_SETTLE_S = 0.1
+AGENT_CLOSED = "the agent closed the stream"
 
 ConnectContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -56,19 +63,24 @@ class AgentLinkServicer(agent_link_service_pb2_grpc.AgentLinkServiceServicer):
             )
         register = await self._first_register(context)
         await self._check_identity(context, register)
+        # What this stream changes is the agent's doing (this task's context only).
+        set_actor(agent_actor(register.host_id))
+        audit = self._fleet.audit
         session = AgentSession(register.host_id, peer_address(context.peer()))
         record = self._fleet.connect(session, register)
+        audit.settle()
         writer = asyncio.create_task(_write(session, context), name=f"link-{session.host_id}")
-        why = "the agent closed the stream"
+        why = AGENT_CLOSED
         closed_here = False
         try:
             why = await self._read(session, record, context)
             closed_here = session.closed
         except asyncio.CancelledError:
-            why = "the stream was cancelled"
+            why = session.close_reason if session.closed else self._lost(record)
             raise
         finally:
             self._fleet.disconnected(session, why)
+            audit.settle()
             session.close(why)
             writer.cancel()
             # A write that failed means the peer is gone, which the read saw too.
@@ -134,6 +146,12 @@ class AgentLinkServicer(agent_link_service_pb2_grpc.AgentLinkServiceServicer):
             problem,
             extra={"host_id": claimed},
         )
+        self._fleet.audit.record(
+            HOST_REFUSED,
+            actor=caller(context),
+            host_id=claimed,
+            after={"reason": problem, "host_id": claimed},
+        )
         await abort(
             context,
             grpc.StatusCode.PERMISSION_DENIED,
@@ -150,9 +168,12 @@ class AgentLinkServicer(agent_link_service_pb2_grpc.AgentLinkServiceServicer):
     ) -> str:
         fleet = self._fleet
         while True:
+            # One message is one step: what it changed is recorded before the next.
+            fleet.audit.settle()
             message: object = await context.read()
             if message is grpc.aio.EOF:
-                return "the agent closed the stream"
+                await asyncio.sleep(END_OF_STREAM_SETTLE_S)
+                return AGENT_CLOSED
             if session.closed:
                 return session.close_reason
             assert isinstance(message, agent_link_service_pb2.ConnectRequest)
@@ -178,6 +199,21 @@ class AgentLinkServicer(agent_link_service_pb2_grpc.AgentLinkServiceServicer):
                     "open a new stream to register again",
                     field="register",
                 )
+
+    def _lost(self, record: HostRecord) -> str:
+        """Why a stream that gRPC cancelled ended, in words: the agent did not end it."""
+        fleet = self._fleet
+        silent = fleet.clock.monotonic() - record.last_seen
+        if silent > 2 * fleet.settings.health.heartbeat_interval_s:
+            return (
+                f"the connection was lost after {silent:.0f} s without a word from the agent "
+                "(its host is cut off from the network or down: keepalive pings went "
+                "unanswered)"
+            )
+        return (
+            "the connection was lost without the agent closing the stream (its process "
+            "ended or was killed, or the network dropped the connection)"
+        )
 
 
 async def _write(session: AgentSession, context: ConnectContext) -> None:

@@ -24,7 +24,15 @@ DELETE = placement_pb2.DEPLOYMENT_CHANGE_KIND_DELETE
 UNCHANGED = placement_pb2.DEPLOYMENT_CHANGE_KIND_UNCHANGED
 
 # The fields a person changes; version and updated_at are the orchestrator's.
-_COMPARED_FIELDS = ("realm", "service", "candidates", "replicas", "constraints")
+_COMPARED_FIELDS = (
+    "realm",
+    "service",
+    "candidates",
+    "replicas",
+    "constraints",
+    "update",
+    "strategy",
+)
 
 
 @dataclass

@@ -30,12 +30,17 @@ from ozwald.orchestrator.v1 import (
     fleet_service_pb2,
     fleet_state_pb2,
     placement_pb2,
+    rollout_pb2,
 )
 
 from ozwald_orchestrator.assignments import AssignmentBook
+from ozwald_orchestrator.audit.kinds import ORCHESTRATOR
+from ozwald_orchestrator.audit.log import AuditLog
+from ozwald_orchestrator.audit.trail import AuditTrail
 from ozwald_orchestrator.backoff import failure_delay
 from ozwald_orchestrator.clock import Clock, SystemClock
-from ozwald_orchestrator.desired_state import DELETE, DesiredChange, compare
+from ozwald_orchestrator.desired_state import DELETE, DesiredChange, changed_fields, compare
+from ozwald_orchestrator.drain import Drains
 from ozwald_orchestrator.drift import DriftMonitor
 from ozwald_orchestrator.events import EventLog
 from ozwald_orchestrator.health_monitor import HealthMonitor, HealthSettings, Transition
@@ -43,8 +48,9 @@ from ozwald_orchestrator.instance_states import fleet_state_of
 from ozwald_orchestrator.persistence import DEFAULT_INTERVAL_S, Persister
 from ozwald_orchestrator.placement.ledger import FleetLedger, UnknownHost
 from ozwald_orchestrator.placement.model import Demand
+from ozwald_orchestrator.placement.registry import StrategyRegistry
 from ozwald_orchestrator.placement.scheduler import Scheduler
-from ozwald_orchestrator.placement.strategies import strategy_by_name
+from ozwald_orchestrator.placement.schedulers import Schedulers
 from ozwald_orchestrator.placement_adapters import (
     demand_for,
     host_capacity,
@@ -52,7 +58,13 @@ from ozwald_orchestrator.placement_adapters import (
 )
 from ozwald_orchestrator.planning import dry_run, explain_deployment, fleet_plan
 from ozwald_orchestrator.reconciler import PassOutcome, Reconciler
+from ozwald_orchestrator.rollouts import controller as rollout_controller
+from ozwald_orchestrator.rollouts.book import ROLLOUT_FIELDS, RolloutBook
+from ozwald_orchestrator.rollouts.budget import Budgets
+from ozwald_orchestrator.rollouts.controller import Member, Progress
+from ozwald_orchestrator.rollouts.replace import Mover
 from ozwald_orchestrator.rpc_errors import OrchestratorError
+from ozwald_orchestrator.scaling import scale_change
 from ozwald_orchestrator.sessions import AgentSession
 from ozwald_orchestrator.state import (
     DOWN,
@@ -86,6 +98,8 @@ _PLACED = (
 # gives every host a fresh TTL), so it is written in batches and at most this often.
 LAST_SEEN_WRITE_S = 5.0
 _HOST_WORDS = {READY: "ready", DOWN: "down", LOST: "lost"}
+# Why a cordoned host takes no new instances, as `ozwald explain` shows it.
+CORDONED = "cordoned (`ozwald uncordon HOST` lets it take new instances)"
 
 
 @dataclass(frozen=True)
@@ -141,6 +155,7 @@ class Fleet:
         settings: FleetSettings,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -150,13 +165,23 @@ class Fleet:
         self.state = FleetState()
         self.events = EventLog(self.clock, snapshot.last_event_sequence)
         self.persister = Persister(store, self.state, self.events)
+        # Every change marked for the store is recorded in the audit log (docs/audit.md).
+        self.audit = AuditTrail(audit, self.state)
+        self.audit.load(snapshot)
+        self.persister.observer = self.audit
         self.ledger = FleetLedger()
         self.strategy_name = settings.strategy
-        self.scheduler = Scheduler(self.ledger, strategy_by_name(settings.strategy))
+        # One scheduler per placement strategy in use, all on the one ledger: each
+        # deployment's instances are placed by its own strategy, else by the default.
+        self.schedulers = Schedulers(self.ledger, settings.strategy, StrategyRegistry.discover())
+        self.scheduler = self.schedulers.default
         self.assignments = AssignmentBook(self.state, self.persister, self.events)
-        self.reconciler = Reconciler(self.clock, settings.strategy, self._rng)
+        self.reconciler = Reconciler(self.clock, self._rng)
         self.monitor = HealthMonitor(self.state, self.clock, settings.health)
         self._sink = _Sink(self.persister, self.events)
+        # Rolling updates and drains (docs/operations.md), advanced in each reconcile pass.
+        self.rollouts = RolloutBook(self.persister, self.events, self.clock)
+        self.drains = Drains(self.state, self.persister, self.events, self.clock)
         self.drift_monitor = DriftMonitor(
             self.state, self.assignments, self.events, self.clock, settings.drift_grace_s
         )
@@ -182,6 +207,8 @@ class Fleet:
         for footprint in snapshot.footprints:
             state.add_footprint(footprint)
         for host in snapshot.hosts:
+            # Stored as connected only when the last run ended without saying goodbye.
+            was_connected = host.connected
             host.connected = False
             host.address = ""
             record = HostRecord(
@@ -197,16 +224,22 @@ class Fleet:
                     s.name: spec_fingerprint(s) for s in assignment.services
                 }
             state.hosts[host.id] = record
+            if was_connected:
+                self.persister.host(host.id)
             if host.HasField("profile"):
                 self.ledger.upsert_host(
                     host_capacity(host.id, host.labels, host.profile),
                     schedulable=host.state == READY,
                 )
+                if host.cordoned:
+                    self.ledger.set_schedulable(host.id, False, CORDONED)
         for instance in snapshot.instances:
             loaded = InstanceRecord(instance=instance)
             state.add_instance(loaded)
             if instance.host_id:
                 self._reserve_loaded(loaded, snapshot.instance_gpus.get(instance.id, NO_GPUS))
+        self.rollouts.load(snapshot.rollouts)
+        self.drains.load()
         if snapshot.hosts:
             self.monitor.hold_losses(self.settings.restart_grace_s)
         logger.info(
@@ -327,16 +360,166 @@ class Fleet:
 
     def reconcile(self) -> PassOutcome:
         """One pass now; rebuilds the assignments of the hosts it changed."""
-        outcome = self.reconciler.run(self.state, self.ledger, self.scheduler, self._sink)
-        for host_id in sorted(outcome.touched_hosts):
-            self.assignments.rebuild(host_id)
+        with self.audit.acting(ORCHESTRATOR):
+            outcome = self.reconciler.run(
+                self.state, self.ledger, self.scheduler, self._sink, choose=self.scheduler_for
+            )
+            touched = set(outcome.touched_hosts)
+            released, disruption_due = self._disrupt(touched)
+            if released:
+                # Replaced or drained instances that must go elsewhere: place them now.
+                again = self.reconciler.run(
+                    self.state, self.ledger, self.scheduler, self._sink, choose=self.scheduler_for
+                )
+                touched |= again.touched_hosts
+                outcome.placed.update(again.placed)
+                outcome.unplaced.update(again.unplaced)
+                if again.next_due is not None:
+                    outcome.due_at(again.next_due)
+            for host_id in sorted(touched):
+                self.assignments.rebuild(host_id)
+        if disruption_due is not None:
+            outcome.due_at(disruption_due)
         self._next_due = outcome.next_due
         return outcome
 
+    def _disrupt(self, touched: set[str]) -> tuple[int, float | None]:
+        """Advance rollouts and drains: both take instances down within one shared
+        disruption budget per deployment. Returns how many instances were released to be
+        placed elsewhere, and when (monotonic) a rollout or drain timer is next due."""
+        active = self.rollouts.active_names()
+        if not active and not self.drains.any_running():
+            return 0, None
+        budgets = Budgets(self.state)
+        mover = Mover(
+            self.state, self.ledger, self.scheduler, self.clock.now(), choose=self.scheduler_for
+        )
+        released = 0
+        due: datetime.datetime | None = None
+        for name in active:
+            progress = self.rollouts.active(name)
+            deployment = self.state.deployments.get(name)
+            if progress is None:
+                continue
+            if deployment is None:
+                self.rollouts.removed(name)
+                continue
+            step = self.rollouts.advance(
+                progress, self._members(deployment), budgets.of(deployment), deployment.version
+            )
+            for instance_id in step.replace:
+                record = self.state.instances[instance_id]
+                old_host, new_host = mover.replace(record, deployment)
+                self.persister.instance(instance_id, gpus=True)
+                touched.add(old_host)
+                if new_host:
+                    touched.add(new_host)
+                else:
+                    released += 1
+            if step.failed:
+                self._rollout_failed(progress, deployment)
+            if step.next_due is not None:
+                due = step.next_due if due is None else min(due, step.next_due)
+        drained = self.drains.step(budgets, mover)
+        touched |= drained.touched_hosts
+        released += drained.released
+        if drained.next_due is not None:
+            due = drained.next_due if due is None else min(due, drained.next_due)
+        if due is None:
+            return released, None
+        wait = max(0.0, (due - self.clock.now()).total_seconds())
+        return released, self.clock.monotonic() + wait
+
+    def _members(self, deployment: deployment_pb2.Deployment) -> list[Member]:
+        members = []
+        for record in self.state.instances_of(deployment.name):
+            instance = record.instance
+            up = instance.state == RUNNING
+            members.append(
+                Member(
+                    id=record.id,
+                    ordinal=instance.ordinal,
+                    updated=instance.deployment_version == deployment.version,
+                    available=up,
+                    running_since=instance.state_since.ToDatetime(datetime.UTC) if up else None,
+                )
+            )
+        return members
+
+    def _rollout_failed(self, progress: Progress, deployment: deployment_pb2.Deployment) -> None:
+        """auto_revert: store the last fully rolled-out version's spec as a new version
+        and roll it out. A revert that fails itself is not reverted again."""
+        rollout = progress.rollout
+        stable = progress.stable
+        if not progress.strategy.auto_revert:
+            return
+        if rollout.is_revert or stable is None:
+            why = (
+                "it was itself a revert"
+                if rollout.is_revert
+                else "the deployment never ran completely on one version before"
+            )
+            rollout.reason += f"; not reverted: {why}"
+            self.rollouts.touch(progress)
+            return
+        reverted = self._store_version(
+            deployment,
+            stable,
+            f"revert {deployment.name} to version {stable.version}",
+        )
+        self.rollouts.end(
+            progress,
+            rollout_controller.REVERTED,
+            f"{rollout.reason}; reverted to version {stable.version}'s spec as version "
+            f"{reverted.version}",
+            "rollout-reverted",
+        )
+        self.rollouts.begin(
+            deployment,
+            reverted,
+            is_revert=True,
+            reason=f"reverting to version {stable.version}'s spec after rollout {rollout.id} "
+            "failed",
+        )
+        self.wake()
+
+    def _store_version(
+        self,
+        current: deployment_pb2.Deployment,
+        source: deployment_pb2.Deployment,
+        summary: str,
+    ) -> deployment_pb2.Deployment:
+        """A new version of `current` running `source`'s spec (candidates, constraints,
+        strategies) with the current replica count, stored as a desired-state change."""
+        state = self.state
+        now = self.clock.now()
+        new = deployment_pb2.Deployment()
+        new.CopyFrom(source)
+        new.replicas = current.replicas
+        new.version = max(state.deployment_versions.get(current.name, 0), current.version) + 1
+        new.updated_at.FromDatetime(now)
+        state.desired_version += 1
+        state.deployments[current.name] = new
+        state.deployment_versions[current.name] = new.version
+        self.persister.desired(DesiredVersion(state.desired_version, now, summary), [new], [])
+        self.events.record(
+            "deployment-applied",
+            f"{current.name} updated ({summary}): version {new.version}, {new.replicas} "
+            f"replica(s) (desired-state version {state.desired_version})",
+            deployment=current.name,
+        )
+        return new
+
+    def scheduler_for(self, deployment: deployment_pb2.Deployment) -> Scheduler:
+        """The scheduler of the deployment's placement strategy (the default's when it
+        names none, or names one this orchestrator cannot load)."""
+        return self.schedulers.for_deployment(deployment.strategy)
+
     def check_health(self) -> None:
         """Move the hosts whose silence passed the TTL or the grace."""
-        for transition in self.monitor.due():
-            self._transition(transition)
+        with self.audit.acting(ORCHESTRATOR):
+            for transition in self.monitor.due():
+                self._transition(transition)
 
     # Hosts: agents' streams -------------------------------------------------------------
 
@@ -384,6 +567,8 @@ class Fleet:
                 "host-connected", f"{host_id} connected from {session.peer}", host_id=host_id
             )
         self.ledger.upsert_host(host_capacity(host_id, host.labels, host.profile), schedulable=True)
+        if host.cordoned:
+            self.ledger.set_schedulable(host_id, False, CORDONED)
         self.reconciler.capacity_changed()
         if host.state != READY:
             self._ready(record, "its agent connected again")
@@ -427,7 +612,7 @@ class Fleet:
         record.host.profile.CopyFrom(profile)
         self.ledger.upsert_host(
             host_capacity(record.id, record.host.labels, profile),
-            schedulable=record.host.state == READY,
+            schedulable=record.host.state == READY and not record.host.cordoned,
         )
         self.reconciler.capacity_changed()
         self.persister.host(record.id)
@@ -494,6 +679,8 @@ class Fleet:
             record.avoid_hosts.clear()
         if instance.state != target:
             self._set_instance_state(record, target, status.reason)
+            if self.rollouts.active(instance.deployment) is not None or self.drains.any_running():
+                self.wake()  # a rollout or drain waits on instances changing state
             self.events.record(
                 "instance-state",
                 f"{record.id} on {host.id}: {_instance_word(target)}"
@@ -566,7 +753,7 @@ class Fleet:
         was_lost = record.host.state == LOST
         self._set_host_state(record, READY, "host-ready", why)
         if record.id in self.ledger.host_ids():
-            self.ledger.set_schedulable(record.id, True)
+            self.ledger.set_schedulable(record.id, not record.host.cordoned, CORDONED)
         self.reconciler.capacity_changed()
         for instance in list(self.state.instances_on(record.id)):
             if instance.instance.state == HOST_DOWN:
@@ -603,6 +790,65 @@ class Fleet:
             instance.rescheduling = True
         self.assignments.rebuild(record.id)
         self.wake()
+
+    # Cordon -----------------------------------------------------------------------------
+
+    def host_record(self, host_id: str) -> HostRecord:
+        """The host called `host_id`; NOT_FOUND (HOST_NOT_FOUND) when none joined."""
+        record = self.state.hosts.get(host_id)
+        if record is None:
+            known = ", ".join(sorted(self.state.hosts)[:10]) or "none"
+            raise OrchestratorError(
+                grpc.StatusCode.NOT_FOUND,
+                error_reason_pb2.ERROR_REASON_HOST_NOT_FOUND,
+                f"no host {host_id!r} in the fleet (hosts: {known})",
+                "check the host id with `ozwald hosts`",
+                host_id=host_id,
+            )
+        return record
+
+    def set_cordoned(self, record: HostRecord, cordoned: bool, why: str) -> bool:
+        """Cordon or uncordon a host; False when it already was. A cordoned host takes no
+        new instances (the ledger's schedulable is READY and not cordoned); what runs
+        there stays. Drain cordons through here too."""
+        host = record.host
+        if host.cordoned == cordoned:
+            return False
+        host.cordoned = cordoned
+        self.persister.host(record.id)
+        if record.id in self.ledger.host_ids():
+            if cordoned:
+                self.ledger.set_schedulable(record.id, False, CORDONED)
+            elif host.state == READY:
+                self.ledger.set_schedulable(record.id, True)
+        self.reconciler.capacity_changed()
+        running = sum(1 for _ in self.state.instances_on(record.id))
+        if cordoned:
+            message = (
+                f"{record.id} is cordoned ({why}): it takes no new instances "
+                f"(it runs {running} now)"
+            )
+        else:
+            message = f"{record.id} is uncordoned ({why}): it takes new instances again"
+        self.events.record(
+            "host-cordoned" if cordoned else "host-uncordoned", message, host_id=record.id
+        )
+        self.wake()
+        return True
+
+    async def cordon(self, host_id: str) -> fleet_state_pb2.Host:
+        record = self.host_record(host_id)
+        self.set_cordoned(record, True, "by an operator")
+        await self.persister.flush()
+        return record.snapshot()
+
+    async def uncordon(self, host_id: str) -> fleet_state_pb2.Host:
+        """Uncordon a host and cancel its drain, if one runs."""
+        record = self.host_record(host_id)
+        self.cancel_drain(host_id)
+        self.set_cordoned(record, False, "by an operator")
+        await self.persister.flush()
+        return record.snapshot()
 
     # Instances --------------------------------------------------------------------------
 
@@ -662,14 +908,15 @@ class Fleet:
         return self.drift_monitor.items()
 
     def correct_drift(self) -> None:
-        self.drift_monitor.correct()
+        with self.audit.acting(ORCHESTRATOR):
+            self.drift_monitor.correct()
 
     # Desired state: operators -----------------------------------------------------------
 
     def plan(
         self, deployments: Sequence[deployment_pb2.Deployment], realms: Sequence[str]
     ) -> fleet_service_pb2.PlanDeploymentsResponse:
-        validate_request(deployments, realms)
+        validate_request(deployments, realms, strategy_problem=self.schedulers.problem)
         change = compare(
             self.state.deployments,
             self.state.deployment_versions,
@@ -677,7 +924,9 @@ class Fleet:
             realms,
             self.clock.now(),
         )
-        outcome = dry_run(self.state, change, self.ledger, self.scheduler, self.clock)
+        outcome = dry_run(
+            self.state, change, self.ledger, self.scheduler, self.clock, choose=self.scheduler_for
+        )
         return fleet_service_pb2.PlanDeploymentsResponse(
             plan=fleet_plan(change, outcome, self.state.desired_version)
         )
@@ -685,7 +934,7 @@ class Fleet:
     async def apply(
         self, deployments: Sequence[deployment_pb2.Deployment], realms: Sequence[str]
     ) -> fleet_service_pb2.ApplyDeploymentsResponse:
-        validate_request(deployments, realms)
+        validate_request(deployments, realms, strategy_problem=self.schedulers.problem)
         now = self.clock.now()
         change = compare(
             self.state.deployments, self.state.deployment_versions, deployments, realms, now
@@ -700,8 +949,43 @@ class Fleet:
             event_sequence=before,
         )
 
+    async def scale(self, name: str, replicas: int) -> fleet_service_pb2.ScaleDeploymentResponse:
+        """A new version of deployment `name` with `replicas` instances and nothing else
+        changed (scaling.py); nothing is stored when it has that many already."""
+        stored = self.deployment(name)
+        now = self.clock.now()
+        change = scale_change(
+            self.state.deployments, self.state.deployment_versions, name, replicas, now
+        )
+        if change.changed:
+            state = self.state
+            scaled = change.upserts[0]
+            state.desired_version += 1
+            state.deployments = change.deployments
+            state.deployment_versions[name] = scaled.version
+            self.persister.desired(
+                DesiredVersion(
+                    state.desired_version, now, f"scale {name} {stored.replicas} -> {replicas}"
+                ),
+                [scaled],
+                [],
+            )
+            self.events.record(
+                "deployment-scaled",
+                f"{name} scaled from {stored.replicas} to {replicas} replica(s): version "
+                f"{scaled.version} (desired-state version {state.desired_version})",
+                deployment=name,
+            )
+            self.reconcile()
+        await self.persister.flush()
+        return fleet_service_pb2.ScaleDeploymentResponse(
+            deployment=self.state.deployments[name],
+            plan=fleet_plan(change, self.state, self.state.desired_version),
+        )
+
     def _store_change(self, change: DesiredChange, now: datetime.datetime) -> None:
         state = self.state
+        before = state.deployments
         state.desired_version += 1
         state.deployments = change.deployments
         for deployment in change.upserts:
@@ -737,6 +1021,91 @@ class Fleet:
                     f"{state.desired_version})",
                     deployment=c.deployment,
                 )
+                old = before.get(c.deployment)
+                if old is not None and ROLLOUT_FIELDS.intersection(c.changed_fields):
+                    self.rollouts.begin(old, deployment)
+        for removed in change.removed:
+            self.rollouts.removed(removed.name)
+
+    # Rollouts and drains: operators -----------------------------------------------------
+
+    def rollout(self, name: str) -> rollout_pb2.Rollout:
+        """The deployment's current or latest rollout."""
+        self.deployment(name)
+        return self.rollouts.get(name).rollout
+
+    async def pause_rollout(self, name: str) -> rollout_pb2.Rollout:
+        self.deployment(name)
+        progress = self.rollouts.pause(name)
+        await self.persister.flush()
+        return progress.rollout
+
+    async def resume_rollout(self, name: str) -> rollout_pb2.Rollout:
+        self.deployment(name)
+        progress = self.rollouts.resume(name)
+        self.reconcile()
+        await self.persister.flush()
+        return progress.rollout
+
+    async def promote_rollout(self, name: str) -> rollout_pb2.Rollout:
+        self.deployment(name)
+        progress = self.rollouts.promote(name)
+        self.reconcile()
+        await self.persister.flush()
+        return progress.rollout
+
+    async def undo_rollout(
+        self, name: str, to_version: int
+    ) -> fleet_service_pb2.UndoRolloutResponse:
+        """A new version of the deployment with an earlier version's spec, rolled out;
+        `to_version` 0 is the version the latest rollout replaced."""
+        current = self.deployment(name)
+        if to_version == 0:
+            to_version = self.rollouts.get(name).rollout.from_version
+        history = await self.persister.run_in_writer(
+            functools.partial(self._store.deployment_history, name)
+        )
+        target = next(
+            (r.deployment for r in history if r.deployment.version == to_version and not r.deleted),
+            None,
+        )
+        if target is None:
+            stored = ", ".join(str(r.deployment.version) for r in history if not r.deleted)
+            raise OrchestratorError(
+                grpc.StatusCode.NOT_FOUND,
+                error_reason_pb2.ERROR_REASON_DEPLOYMENT_NOT_FOUND,
+                f"deployment {name!r} has no stored version {to_version} (versions: "
+                f"{stored or 'none'})",
+                "name a stored version with --to-version, or leave it out to undo the "
+                "latest rollout",
+                deployment=name,
+            )
+        current = self.deployment(name)  # the store read let other calls run
+        if not ROLLOUT_FIELDS.intersection(changed_fields(current, target)):
+            latest = self.rollouts.latest(name)
+            return fleet_service_pb2.UndoRolloutResponse(
+                deployment=current, rollout=latest.rollout if latest is not None else None
+            )
+        new = self._store_version(current, target, f"undo {name} to version {to_version}")
+        progress = self.rollouts.begin(
+            current, new, is_revert=True, reason=f"undo to version {to_version}'s spec"
+        )
+        self.reconcile()
+        await self.persister.flush()
+        return fleet_service_pb2.UndoRolloutResponse(deployment=new, rollout=progress.rollout)
+
+    async def drain(self, host_id: str, deadline_s: float) -> fleet_state_pb2.Host:
+        """Cordon the host and move its instances elsewhere (drain.py)."""
+        record = self.host_record(host_id)
+        self.set_cordoned(record, True, "draining")
+        self.drains.start(record, deadline_s)
+        self.reconcile()
+        await self.persister.flush()
+        return record.snapshot()
+
+    def cancel_drain(self, host_id: str) -> bool:
+        """End the host's running drain (uncordon calls this); False when none runs."""
+        return self.drains.cancel(host_id)
 
     # Reading ----------------------------------------------------------------------------
 
@@ -772,9 +1141,9 @@ class Fleet:
         return [self.state.hosts[h].snapshot() for h in sorted(self.state.hosts)]
 
     async def explain(self, name: str) -> fleet_service_pb2.ExplainDeploymentResponse:
-        return await explain_deployment(
-            self.state, self.deployment(name), self.scheduler, self.strategy_name
-        )
+        deployment = self.deployment(name)
+        scheduler = self.scheduler_for(deployment)
+        return await explain_deployment(self.state, deployment, scheduler, scheduler.strategy.name)
 
 
 def _with_vendor(demand: Demand, vendor: int) -> Demand:

@@ -24,20 +24,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ozwald_orchestrator.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_orchestrator.audit import AuditLog, AuditSchemaError
+from ozwald_orchestrator.clock import SystemClock
 from ozwald_orchestrator.fleet import Fleet, FleetSettings
 from ozwald_orchestrator.health_monitor import HealthSettings
-from ozwald_orchestrator.placement.strategies import STRATEGIES
-from ozwald_orchestrator.server import (
+from ozwald_orchestrator.placement.registry import StrategyLoadError, StrategyRegistry
+from ozwald_orchestrator.server import OrchestratorServer
+from ozwald_orchestrator.store.sqlite import SqliteFleetStore, StoreVersionError
+from ozwald_sdk.logs import add_logging_options, configure_logging
+from ozwald_sdk.paths import default_orchestrator_socket, default_orchestrator_state_dir
+from ozwald_sdk.process.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_sdk.process.listeners import (
     ListenError,
-    OrchestratorServer,
     TlsListener,
     TlsMaterialError,
+    socket_path_problem,
 )
-from ozwald_orchestrator.store.sqlite import SqliteFleetStore, StoreVersionError
-from ozwald_orchestrator.unix_socket import NotASocketError, SocketInUseError, prepare_socket_path
-from ozwald_sdk.logs import configure_logging
-from ozwald_sdk.paths import default_orchestrator_socket, default_orchestrator_state_dir
+from ozwald_sdk.process.unix_socket import NotASocketError, SocketInUseError, prepare_socket_path
 from ozwald_sdk.version import ozwald_version
 
 logger = logging.getLogger(__name__)
@@ -51,8 +54,6 @@ EXIT_STORE = 5
 
 PORT_FILE = "orchestrator.port"
 STORE_FILE = "orchestrator.db"
-# sun_path holds 108 bytes including the terminating NUL.
-MAX_SOCKET_PATH_BYTES = 107
 
 
 class _Refused(Exception):
@@ -104,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--strategy",
         default="binpack",
-        choices=sorted(STRATEGIES),
-        help="placement strategy (default: %(default)s)",
+        choices=StrategyRegistry.discover().names(),
+        help="placement strategy of deployments that name none: a built-in or an installed "
+        "plugin's (docs/operations.md; default: %(default)s)",
     )
     parser.add_argument(
         "--heartbeat-interval",
@@ -145,18 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drift older than this is corrected by sending the assignment again "
         "(default: %(default)s)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING"],
-        help="least severe log lines to write (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-format",
-        default="auto",
-        choices=["auto", "json", "text"],
-        help="log line format; auto is JSON unless stderr is a terminal (default: %(default)s)",
-    )
+    add_logging_options(parser)
     return parser
 
 
@@ -188,17 +179,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.heartbeat_interval:g}, or every host would flap; e.g. three intervals"
         )
     socket_path = args.socket.absolute()
-    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:
-        parser.error(
-            f"--socket {socket_path} is longer than the {MAX_SOCKET_PATH_BYTES} bytes a unix "
-            "socket path may have; choose a shorter path"
-        )
+    if (problem := socket_path_problem(socket_path)) is not None:
+        parser.error(problem)
     socket_gid = None
     if args.socket_group is not None:
         try:
             socket_gid = grp.getgrnam(args.socket_group).gr_gid
         except KeyError:
             parser.error(f"--socket-group {args.socket_group!r}: no such group")
+    try:
+        StrategyRegistry.discover().load(args.strategy)
+    except StrategyLoadError as e:
+        parser.error(f"--strategy {args.strategy}: {e}")
     settings = FleetSettings(
         health=HealthSettings(
             heartbeat_interval_s=args.heartbeat_interval,
@@ -250,7 +242,19 @@ async def _serve(
                 "check the file and its permissions, or run the orchestrator version that wrote it",
             ) from e
         cleanup.callback(store.close)
-        fleet = Fleet(store, settings)
+        clock = SystemClock()
+        try:
+            audit = AuditLog(state_dir / STORE_FILE, now=clock.now)
+        except (sqlite3.Error, AuditSchemaError, OSError) as e:
+            raise _Refused(
+                EXIT_STORE,
+                f"cannot open the audit log in {state_dir / STORE_FILE}: {e}",
+                "check the file and its permissions, or run the orchestrator version that wrote it",
+            ) from e
+        # Closed after the fleet stopped (the stack unwinds in reverse): close() commits
+        # what is queued and writes the head checkpoint.
+        cleanup.callback(audit.close)
+        fleet = Fleet(store, settings, clock, audit=audit)
         server = OrchestratorServer(fleet, socket_path, tcp, socket_gid)
         try:
             await server.start()

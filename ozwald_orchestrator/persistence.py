@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from google.protobuf.message import Message
 from ozwald.agent.v1 import footprint_pb2
@@ -31,6 +32,7 @@ from ozwald_orchestrator.store.protocol import (
     FleetStore,
     RemovedDeployment,
     StoreBatch,
+    StoredRollout,
 )
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,51 @@ DEFAULT_INTERVAL_S = 0.25
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
+
+
+class MarkObserver(Protocol):
+    """Told of every mark as it is made, and asked to settle before each write: the
+    audit trail (audit/trail.py), which thereby sees every change the store sees."""
+
+    def instance_marked(self, instance_id: str) -> None: ...
+
+    def host_marked(self, host_id: str) -> None: ...
+
+    def assignment_marked(self, host_id: str) -> None: ...
+
+    def desired_marked(
+        self,
+        upserts: Sequence[deployment_pb2.Deployment],
+        removed: Sequence[RemovedDeployment],
+    ) -> None: ...
+
+    def rollout_marked(self, key: tuple[str, int], stored: Callable[[], StoredRollout]) -> None: ...
+
+    def settle(self) -> None: ...
+
+
+class _NoObserver:
+    def instance_marked(self, instance_id: str) -> None:
+        pass
+
+    def host_marked(self, host_id: str) -> None:
+        pass
+
+    def assignment_marked(self, host_id: str) -> None:
+        pass
+
+    def desired_marked(
+        self,
+        upserts: Sequence[deployment_pb2.Deployment],
+        removed: Sequence[RemovedDeployment],
+    ) -> None:
+        pass
+
+    def rollout_marked(self, key: tuple[str, int], stored: Callable[[], StoredRollout]) -> None:
+        pass
+
+    def settle(self) -> None:
+        pass
 
 
 class Persister:
@@ -61,9 +108,13 @@ class Persister:
         self._seen: set[str] = set()
         self._assignments: set[str] = set()
         self._footprints: list[footprint_pb2.Footprint] = []
+        # Rollouts that changed, by (deployment, id): each gives its stored form when the
+        # batch is taken, so one that changed often is written once.
+        self._rollouts: dict[tuple[str, int], Callable[[], StoredRollout]] = {}
         # Called on the event loop after each successful write, with the assignment
         # versions it stored: the sender may now send them.
         self.on_assignments_stored: Callable[[dict[str, int]], None] = lambda _: None
+        self.observer: MarkObserver = _NoObserver()
         self.last_write_s = 0.0
         self.writes = 0
 
@@ -76,29 +127,38 @@ class Persister:
         self._desired = version
         self._deployments.extend(deployments)
         self._removed.extend(removed)
+        self.observer.desired_marked(deployments, removed)
 
     def instance(self, instance_id: str, *, gpus: bool = False) -> None:
         self._deleted.discard(instance_id)
         self._instances.add(instance_id)
         if gpus:
             self._gpus.add(instance_id)
+        self.observer.instance_marked(instance_id)
 
     def instance_deleted(self, instance_id: str) -> None:
         self._instances.discard(instance_id)
         self._gpus.discard(instance_id)
         self._deleted.add(instance_id)
+        self.observer.instance_marked(instance_id)
 
     def host(self, host_id: str) -> None:
         self._hosts.add(host_id)
+        self.observer.host_marked(host_id)
 
     def host_seen(self, host_id: str) -> None:
         self._seen.add(host_id)
 
     def assignment(self, host_id: str) -> None:
         self._assignments.add(host_id)
+        self.observer.assignment_marked(host_id)
 
     def footprints(self, footprints: list[footprint_pb2.Footprint]) -> None:
         self._footprints.extend(footprints)
+
+    def rollout(self, key: tuple[str, int], stored: Callable[[], StoredRollout]) -> None:
+        self._rollouts[key] = stored
+        self.observer.rollout_marked(key, stored)
 
     def _take(self) -> tuple[StoreBatch, dict[str, int]]:
         state = self._state
@@ -109,6 +169,7 @@ class Persister:
             deleted_instances=sorted(self._deleted),
             events=self._events.take_unstored(),
             footprints=self._footprints,
+            rollouts=[self._rollouts[key]() for key in sorted(self._rollouts)],
         )
         for instance_id in sorted(self._instances):
             record = state.instances.get(instance_id)
@@ -139,6 +200,7 @@ class Persister:
         self._seen = set()
         self._assignments = set()
         self._footprints = []
+        self._rollouts = {}
         return batch, versions
 
     def _put_back(self, batch: StoreBatch) -> None:
@@ -154,10 +216,15 @@ class Persister:
         self._seen.update(batch.last_seen)
         self._assignments.update(batch.assignments)
         self._footprints[:0] = batch.footprints
+        for rollout in batch.rollouts:
+            key = (rollout.rollout.deployment, rollout.rollout.id)
+            self._rollouts.setdefault(key, functools.partial(_same, rollout))
         self._events.restore_unstored(batch.events)
 
     async def flush(self) -> None:
         """Write everything marked so far; returns once the store has it."""
+        # A step that did not settle its changes is recorded now, never skipped.
+        self.observer.settle()
         batch, versions = self._take()
         if batch.empty():
             return
@@ -189,6 +256,10 @@ class Persister:
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
+
+
+def _same(stored: StoredRollout) -> StoredRollout:
+    return stored
 
 
 def _copy(message: M) -> M:

@@ -8,6 +8,7 @@ large fleet's ledger would hold the loop far longer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from ozwald.orchestrator.v1 import (
     deployment_pb2,
@@ -59,9 +60,11 @@ def dry_run(
     ledger: FleetLedger,
     scheduler: Scheduler,
     clock: Clock,
+    *,
+    choose: Callable[[deployment_pb2.Deployment], Scheduler] | None = None,
 ) -> FleetState:
     """The instances as they would be after `change`: a copy; `state` and the ledger are
-    left exactly as they were."""
+    left exactly as they were. `choose` gives each deployment its strategy's scheduler."""
     scratch = FleetState(
         desired_version=state.desired_version,
         deployments=change.deployments,
@@ -72,8 +75,14 @@ def dry_run(
         scratch.add_instance(_copy_record(record))
     journal: dict[str, Reservation | None] = {}
     try:
-        Reconciler(clock, scheduler.strategy.name).run(
-            scratch, ledger, scheduler, _DryRunSink(), place_all_pending=True, journal=journal
+        Reconciler(clock).run(
+            scratch,
+            ledger,
+            scheduler,
+            _DryRunSink(),
+            place_all_pending=True,
+            journal=journal,
+            choose=choose,
         )
     finally:
         undo(ledger, journal)

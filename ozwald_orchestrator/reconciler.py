@@ -2,7 +2,8 @@
 
 One pass: instances of removed deployments go; each deployment gets exactly `replicas`
 instances by ordinal (scaling down removes the highest ordinals); instances whose
-deployment changed what they run are placed again; then every instance without a host
+deployment changed take the new version when what they run is unchanged (those whose
+spec changed wait for the rollout, rollouts/); then every instance without a host
 whose backoff has passed is placed, in deployment and ordinal order. The pass reports
 the hosts whose set of instances changed; the caller rebuilds their assignments.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -95,18 +97,23 @@ class _Pass:
     )
     # For a dry run: each instance's reservation before the pass first touched it.
     journal: dict[str, Reservation | None] | None = None
+    # The scheduler of a deployment's own placement strategy (all share the ledger);
+    # None places everything with `scheduler`.
+    choose: Callable[[deployment_pb2.Deployment], Scheduler] | None = None
 
     def touch(self, instance_id: str) -> None:
         if self.journal is not None and instance_id not in self.journal:
             self.journal[instance_id] = self.ledger.reservation(instance_id)
 
+    def scheduler_for(self, deployment: deployment_pb2.Deployment) -> Scheduler:
+        return self.scheduler if self.choose is None else self.choose(deployment)
+
 
 class Reconciler:
     """Runs passes over a FleetState with a scheduler bound to its ledger."""
 
-    def __init__(self, clock: Clock, strategy_name: str, rng: random.Random | None = None) -> None:
+    def __init__(self, clock: Clock, rng: random.Random | None = None) -> None:
         self._clock = clock
-        self._strategy = strategy_name
         self._rng = rng or random.Random()
         # Pending instances whose reason was worked out; a retry only asks "fits now?".
         self._explained: set[str] = set()
@@ -124,10 +131,12 @@ class Reconciler:
         *,
         place_all_pending: bool = False,
         journal: dict[str, Reservation | None] | None = None,
+        choose: Callable[[deployment_pb2.Deployment], Scheduler] | None = None,
     ) -> PassOutcome:
         """One pass. `place_all_pending` ignores backoffs (a dry run shows where every
         instance would go); `journal` collects what the ledger held before, so that a dry
-        run on the live ledger can be undone (`undo`)."""
+        run on the live ledger can be undone (`undo`); `choose` gives each deployment the
+        scheduler of its own strategy (`scheduler` places everything without it)."""
         run = _Pass(
             state,
             ledger,
@@ -136,6 +145,7 @@ class Reconciler:
             self._clock.monotonic(),
             place_all_pending,
             journal=journal,
+            choose=choose,
         )
         for name in state.deployment_names_with_instances():
             if name not in state.deployments:
@@ -175,31 +185,24 @@ class Reconciler:
     def _follow(
         self, run: _Pass, record: InstanceRecord, deployment: deployment_pb2.Deployment
     ) -> None:
-        """A deployment changed: keep an instance where it is when what it runs there is
-        unchanged; otherwise place it again (usually on the same host)."""
+        """A deployment changed: an instance that is not placed, or whose spec and
+        constraints did not change, takes the new version where it is. One whose spec
+        changed keeps running the old version until its deployment's rollout replaces it
+        (rollouts/), a few at a time."""
+        if record.host_id and record.spec is not None:
+            same = next(
+                (
+                    spec
+                    for spec, _ in candidate_demands(deployment, record.id, run.state.footprints)
+                    if spec.variety == record.instance.variety
+                ),
+                None,
+            )
+            constraints = deployment.constraints.SerializeToString(deterministic=True)
+            if same != record.spec or constraints != record.constraints_key:
+                return
         record.instance.deployment_version = deployment.version
         run.sink.instance(record.id)
-        if not record.host_id or record.spec is None:
-            return
-        same = next(
-            (
-                spec
-                for spec, _ in candidate_demands(deployment, record.id, run.state.footprints)
-                if spec.variety == record.instance.variety
-            ),
-            None,
-        )
-        constraints = deployment.constraints.SerializeToString(deterministic=True)
-        if same == record.spec and constraints == record.constraints_key:
-            return
-        host_id = record.host_id
-        run.touch(record.id)
-        run.ledger.release(record.id)
-        run.state.move_instance(record, "")
-        record.spec = None
-        record.demand = None
-        self._set_state(record, PENDING, "deployment changed; placing it again")
-        run.outcome.touched_hosts.add(host_id)
 
     def _remove(self, run: _Pass, record: InstanceRecord, why: str) -> None:
         run.touch(record.id)
@@ -245,10 +248,11 @@ class Reconciler:
         shape = (deployment.name, deployment.version, request.candidates)
         sibling = run.reasons.get(shape)
         quick = explained or sibling is not None
-        result = run.scheduler.place(request, reasons=not quick)
+        scheduler = run.scheduler_for(deployment)
+        result = scheduler.place(request, reasons=not quick)
         if isinstance(result, Unplaced) and record.avoid_hosts:
             # Hosts that failed it are avoided, not banned: better there than nowhere.
-            result = run.scheduler.place(_without_avoid(request), reasons=not quick)
+            result = scheduler.place(_without_avoid(request), reasons=not quick)
         if isinstance(result, Unplaced):
             if explained:
                 summary = record.instance.reason
@@ -285,7 +289,8 @@ class Reconciler:
         if moved:
             record.instance.reschedules += 1
         record.rescheduling = False
-        self._set_state(record, ASSIGNED, f"placed on {placement.host_id} ({self._strategy})")
+        strategy = run.scheduler_for(deployment).strategy.name
+        self._set_state(record, ASSIGNED, f"placed on {placement.host_id} ({strategy})")
         run.sink.instance(record.id, gpus=True)
         run.outcome.touched_hosts.add(placement.host_id)
         run.outcome.placed[record.id] = (placement.host_id, placement.variety)
@@ -317,7 +322,8 @@ class Reconciler:
         run.sink.instance(record.id)
         run.sink.event(
             "instance-pending",
-            f"{record.id} cannot be placed: {result.summary}",
+            # The summary is a whole sentence that already names the instance.
+            result.summary,
             deployment=deployment.name,
             instance=record.id,
         )

@@ -7,12 +7,13 @@ deployment, so the orchestrator checks what placement and the agents rely on.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 from ozwald.common.v1 import error_reason_pb2, gpu_pb2, service_spec_pb2
 from ozwald.orchestrator.v1 import deployment_pb2
 
+from ozwald_orchestrator.rollouts.strategy import update_problems
 from ozwald_orchestrator.rpc_errors import OrchestratorError
 from ozwald_sdk.config.names import (
     DEPLOYMENT_NAME_PATTERN,
@@ -46,6 +47,7 @@ def deployment_problems(deployment: deployment_pb2.Deployment) -> list[str]:
         problems.append(
             "no candidates: it needs at least one ServiceSpec (one per variety it may run as)"
         )
+    problems.extend(update_problems(deployment.update))
     varieties: set[str] = set()
     for index, spec in enumerate(deployment.candidates):
         if spec.variety in varieties:
@@ -84,12 +86,21 @@ def _candidate_problems(
 
 
 def validate_request(
-    deployments: Sequence[deployment_pb2.Deployment], realms: Sequence[str]
+    deployments: Sequence[deployment_pb2.Deployment],
+    realms: Sequence[str],
+    *,
+    strategy_problem: Callable[[str], str | None] | None = None,
 ) -> None:
-    """Raise DEPLOYMENT_INVALID for the first invalid deployment, naming every problem."""
+    """Raise DEPLOYMENT_INVALID for the first invalid deployment, naming every problem.
+    `strategy_problem` says why a deployment may not name a placement strategy (unknown,
+    or a plugin that does not load), or None when it may."""
     seen: set[str] = set()
     for deployment in deployments:
         problems = deployment_problems(deployment)
+        if deployment.strategy and strategy_problem is not None:
+            problem = strategy_problem(deployment.strategy)
+            if problem is not None:
+                problems.append(problem)
         if deployment.name in seen:
             problems.insert(0, "the request names it twice")
         seen.add(deployment.name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -30,9 +29,8 @@ from ozwald_sdk.audit_chain import (
 from ozwald_sdk.errors import AuditExportError
 from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from ozwald_sdk.rpc.audit_service import AuditServiceRpc
-from ozwald_sdk.service_client import ServiceClient
-from ozwald_sdk.target import AgentTarget, resolve_orchestrator_target
-from ozwald_sdk.vault_client import CLIENT_UID_KEY
+from ozwald_sdk.service_client import OrchestratorServiceClient
+from ozwald_sdk.target import AgentTarget
 
 DEFAULT_TIMEOUT = 10.0
 # The orchestrator reads every record to verify; a large log takes a while.
@@ -42,7 +40,7 @@ PAGE_SIZE = 1000
 T = TypeVar("T")
 
 
-class AuditClient(ServiceClient):
+class AuditClient(OrchestratorServiceClient):
     """Blocking client for the orchestrator's AuditService; a context manager.
 
     `target` is an address, a resolved target or None for $OZWALD_ORCHESTRATOR or the
@@ -57,16 +55,7 @@ class AuditClient(ServiceClient):
         retry: RetryPolicy = DEFAULT_RETRY,
         correlation_id: str | None = None,
     ) -> None:
-        resolved = (
-            target if isinstance(target, AgentTarget) else resolve_orchestrator_target(target)
-        )
-        super().__init__(
-            resolved,
-            timeout=timeout,
-            retry=retry,
-            correlation_id=correlation_id,
-            metadata=((CLIENT_UID_KEY, str(os.getuid())),),
-        )
+        super().__init__(target, timeout=timeout, retry=retry, correlation_id=correlation_id)
         self._rpc = AuditServiceRpc(self._channel, self.target)
 
     def records(

@@ -35,6 +35,10 @@ Exit codes (what the `ozwald` CLI returns; stable across releases):
     20   AUDIT_TAMPERED: the audit log's hash chain is broken (a record was changed,
          removed or reordered, or records were cut off its end); the error names the
          first bad record
+    21   HOST_NOT_FOUND: the orchestrator knows no such host
+    22   ROLLOUT_NOT_FOUND: the deployment never had a rollout (its spec never changed)
+    23   ROLLOUT_NOT_ACTIVE: the rollout is not in a state the action applies to (pausing
+         a finished rollout, promoting one that waits for nothing)
     130  INTERRUPTED: Ctrl-C
 """
 
@@ -53,8 +57,12 @@ from ozwald.common.v1.error_reason_pb2 import (
     ERROR_REASON_DEPLOYMENT_INVALID,
     ERROR_REASON_DEPLOYMENT_NOT_FOUND,
     ERROR_REASON_HOST_IDENTITY_MISMATCH,
+    ERROR_REASON_HOST_NOT_FOUND,
     ERROR_REASON_HOST_PROFILE_FAILED,
     ERROR_REASON_INVALID_ARGUMENT,
+    ERROR_REASON_ROLE_NOT_ALLOWED,
+    ERROR_REASON_ROLLOUT_NOT_ACTIVE,
+    ERROR_REASON_ROLLOUT_NOT_FOUND,
     ERROR_REASON_SECRET_NOT_FOUND,
     ERROR_REASON_SERVICE_NOT_FOUND,
     ERROR_REASON_SHUTTING_DOWN,
@@ -93,6 +101,9 @@ class ExitCode(enum.IntEnum):
     DEPLOYMENT_INVALID = 18
     DEPLOYMENT_NOT_FOUND = 19
     AUDIT_TAMPERED = 20
+    HOST_NOT_FOUND = 21
+    ROLLOUT_NOT_FOUND = 22
+    ROLLOUT_NOT_ACTIVE = 23
     INTERRUPTED = 130
 
 
@@ -161,6 +172,20 @@ class UnauthenticatedError(PermissionDeniedError):
 class HostIdentityMismatchError(PermissionDeniedError):
     """The orchestrator refused an agent whose certificate does not name the host it
     claims, or is not an agent's (PERMISSION_DENIED, HOST_IDENTITY_MISMATCH)."""
+
+
+class RoleNotAllowedError(PermissionDeniedError):
+    """The certificate's role may not use this service, e.g. an agent's certificate
+    calling FleetService (PERMISSION_DENIED, ROLE_NOT_ALLOWED): `role` is the role the
+    certificate holds, `required` the one the service needs."""
+
+    @property
+    def role(self) -> str:
+        return self.metadata.get("role", "")
+
+    @property
+    def required(self) -> str:
+        return self.metadata.get("required", "")
 
 
 class DeadlineExceededError(OzwaldError):
@@ -314,6 +339,41 @@ class DeploymentNotFoundError(OzwaldError):
         return self.metadata.get("deployment", "")
 
 
+class HostNotFoundError(OzwaldError):
+    """The orchestrator knows no such host (NOT_FOUND, HOST_NOT_FOUND)."""
+
+    exit_code = ExitCode.HOST_NOT_FOUND
+
+    @property
+    def host_id(self) -> str:
+        return self.metadata.get("host_id", "")
+
+
+class RolloutNotFoundError(OzwaldError):
+    """The deployment never had a rollout (NOT_FOUND, ROLLOUT_NOT_FOUND)."""
+
+    exit_code = ExitCode.ROLLOUT_NOT_FOUND
+
+    @property
+    def deployment(self) -> str:
+        return self.metadata.get("deployment", "")
+
+
+class RolloutNotActiveError(OzwaldError):
+    """The rollout is not in a state the action applies to (FAILED_PRECONDITION,
+    ROLLOUT_NOT_ACTIVE): `state` is its RolloutState name."""
+
+    exit_code = ExitCode.ROLLOUT_NOT_ACTIVE
+
+    @property
+    def deployment(self) -> str:
+        return self.metadata.get("deployment", "")
+
+    @property
+    def state(self) -> str:
+        return self.metadata.get("state", "")
+
+
 class AuditTamperedError(OzwaldError):
     """The audit log (or an export of it) failed verification: `sequence` is the first
     bad record, `break_kind` the AuditBreak name saying how it is broken."""
@@ -369,6 +429,16 @@ _BY_CODE_AND_REASON: Mapping[tuple[grpc.StatusCode, str], type[OzwaldError]] = {
     ),
     (grpc.StatusCode.PERMISSION_DENIED, reason_name(ERROR_REASON_HOST_IDENTITY_MISMATCH)): (
         HostIdentityMismatchError
+    ),
+    (grpc.StatusCode.PERMISSION_DENIED, reason_name(ERROR_REASON_ROLE_NOT_ALLOWED)): (
+        RoleNotAllowedError
+    ),
+    (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_HOST_NOT_FOUND)): HostNotFoundError,
+    (grpc.StatusCode.NOT_FOUND, reason_name(ERROR_REASON_ROLLOUT_NOT_FOUND)): (
+        RolloutNotFoundError
+    ),
+    (grpc.StatusCode.FAILED_PRECONDITION, reason_name(ERROR_REASON_ROLLOUT_NOT_ACTIVE)): (
+        RolloutNotActiveError
     ),
 }
 

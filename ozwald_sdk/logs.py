@@ -7,6 +7,7 @@ through agent, orchestrator and gateway. Lines are JSON when stderr is not a ter
 
 from __future__ import annotations
 
+import argparse
 import contextvars
 import datetime
 import json
@@ -65,6 +66,22 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         cid = getattr(record, "correlation_id", None)
         return f"{line} [cid={cid}]" if cid else line
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    """--log-level and --log-format, which every Ozwald server passes to configure_logging."""
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="least severe log lines to write (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "text"],
+        help="log line format; auto is JSON unless stderr is a terminal (default: %(default)s)",
+    )
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto") -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from ozwald.common.v1.error_reason_pb2 import ErrorReason
 
 # Carried on every call from the CLI through agent, orchestrator and gateway, and
 # printed on every log line that belongs to that request.
 CORRELATION_ID_KEY = "x-ozwald-correlation-id"
+
+# The caller's uid, sent by clients on unix sockets, where grpcio hands servers no peer
+# credentials: the agent's secrets endpoint scopes by it, the orchestrator's audit log
+# names local callers by it ("local:uid=N").
+CLIENT_UID_KEY = "x-ozwald-client-uid"
 
 # google.rpc.ErrorInfo.domain of every error an Ozwald server raises.
 ERROR_DOMAIN = "ozwald"
@@ -18,6 +25,11 @@ REMEDY_KEY = "remedy"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 _REASON_PREFIX = "ERROR_REASON_"
+
+
+def client_uid_metadata() -> tuple[tuple[str, str], ...]:
+    """The metadata that sends this process's uid (CLIENT_UID_KEY)."""
+    return ((CLIENT_UID_KEY, str(os.getuid())),)
 
 
 def reason_name(reason: ErrorReason.ValueType) -> str:

@@ -21,27 +21,38 @@ the default socket (ozwald_sdk.paths.default_orchestrator_socket).
 from __future__ import annotations
 
 import contextlib
-import os
+import datetime
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TypeVar
 
 import grpc
-from ozwald.orchestrator.v1 import deployment_pb2, fleet_state_pb2, placement_pb2
+from ozwald.orchestrator.v1 import deployment_pb2, fleet_state_pb2, placement_pb2, rollout_pb2
 from ozwald.orchestrator.v1.fleet_service_pb2 import (
     ApplyDeploymentsRequest,
     ApplyDeploymentsResponse,
+    CordonHostRequest,
+    DrainHostRequest,
     DriftItem,
     ExplainDeploymentRequest,
     ExplainDeploymentResponse,
     GetDeploymentRequest,
     GetDeploymentResponse,
     GetDriftRequest,
+    GetRolloutRequest,
     ListDeploymentsRequest,
     ListDeploymentsResponse,
     ListHostsRequest,
     ListInstancesRequest,
+    PauseRolloutRequest,
     PlanDeploymentsRequest,
+    PromoteRolloutRequest,
+    ResumeRolloutRequest,
+    ScaleDeploymentRequest,
+    ScaleDeploymentResponse,
+    UncordonHostRequest,
+    UndoRolloutRequest,
+    UndoRolloutResponse,
     WatchEventsRequest,
     WatchEventsResponse,
 )
@@ -49,16 +60,15 @@ from ozwald.orchestrator.v1.fleet_service_pb2 import (
 from ozwald_sdk.errors import OzwaldError
 from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry, is_retryable
 from ozwald_sdk.rpc.fleet_service import FleetServiceRpc
-from ozwald_sdk.service_client import ServiceClient
-from ozwald_sdk.target import AgentTarget, resolve_orchestrator_target
-from ozwald_sdk.vault_client import CLIENT_UID_KEY
+from ozwald_sdk.service_client import OrchestratorServiceClient
+from ozwald_sdk.target import AgentTarget
 
 DEFAULT_TIMEOUT = 10.0
 
 T = TypeVar("T")
 
 
-class FleetClient(ServiceClient):
+class FleetClient(OrchestratorServiceClient):
     """Blocking client for the orchestrator's FleetService; a context manager.
 
     `target` is an address, a resolved target (ozwald_sdk.target.resolve_orchestrator_target)
@@ -74,17 +84,7 @@ class FleetClient(ServiceClient):
         retry: RetryPolicy = DEFAULT_RETRY,
         correlation_id: str | None = None,
     ) -> None:
-        resolved = (
-            target if isinstance(target, AgentTarget) else resolve_orchestrator_target(target)
-        )
-        # The uid lets the orchestrator's audit log name local operators ("local:uid=N").
-        super().__init__(
-            resolved,
-            timeout=timeout,
-            retry=retry,
-            correlation_id=correlation_id,
-            metadata=((CLIENT_UID_KEY, str(os.getuid())),),
-        )
+        super().__init__(target, timeout=timeout, retry=retry, correlation_id=correlation_id)
         self._rpc = FleetServiceRpc(self._channel, self.target)
         self._closed = False
 
@@ -144,6 +144,128 @@ class FleetClient(ServiceClient):
         request = GetDeploymentRequest(name=name)
         return self._within(
             lambda left: self._rpc.get_deployment(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    def scale_deployment(
+        self, name: str, replicas: int, *, timeout: float | None = None
+    ) -> ScaleDeploymentResponse:
+        """Give deployment `name` `replicas` instances: a new version of it that changes
+        nothing else (no rollout); new instances are placed, the highest ordinals go first.
+        0 keeps the deployment with nothing placed. DeploymentNotFoundError for an unknown
+        name. Safe to retry: scaling to the count it has changes nothing."""
+        request = ScaleDeploymentRequest(name=name, replicas=replicas)
+        return self._within(
+            lambda left: self._rpc.scale_deployment(request, timeout=left, metadata=self._metadata),
+            timeout,
+        )
+
+    # Hosts --------------------------------------------------------------------------
+
+    def cordon_host(self, host_id: str, *, timeout: float | None = None) -> fleet_state_pb2.Host:
+        """Stop new placements on a host; what runs there stays. HostNotFoundError for an
+        unknown host."""
+        request = CordonHostRequest(host_id=host_id)
+        return self._within(
+            lambda left: self._rpc.cordon_host(request, timeout=left, metadata=self._metadata).host,
+            timeout,
+        )
+
+    def uncordon_host(self, host_id: str, *, timeout: float | None = None) -> fleet_state_pb2.Host:
+        """Let a host take new placements again, cancelling its drain if one runs.
+        HostNotFoundError for an unknown host."""
+        request = UncordonHostRequest(host_id=host_id)
+        return self._within(
+            lambda left: (
+                self._rpc.uncordon_host(request, timeout=left, metadata=self._metadata).host
+            ),
+            timeout,
+        )
+
+    # Rollouts -----------------------------------------------------------------------
+
+    def get_rollout(self, deployment: str, *, timeout: float | None = None) -> rollout_pb2.Rollout:
+        """The deployment's current rollout, or its latest. RolloutNotFoundError when its
+        spec never changed; DeploymentNotFoundError for an unknown deployment."""
+        request = GetRolloutRequest(deployment=deployment)
+        return self._within(
+            lambda left: (
+                self._rpc.get_rollout(request, timeout=left, metadata=self._metadata).rollout
+            ),
+            timeout,
+        )
+
+    def pause_rollout(
+        self, deployment: str, *, timeout: float | None = None
+    ) -> rollout_pb2.Rollout:
+        """Stop the running rollout from replacing more instances (those replaced stay).
+        RolloutNotActiveError when it has ended. Safe to retry."""
+        request = PauseRolloutRequest(deployment=deployment)
+        return self._within(
+            lambda left: (
+                self._rpc.pause_rollout(request, timeout=left, metadata=self._metadata).rollout
+            ),
+            timeout,
+        )
+
+    def resume_rollout(
+        self, deployment: str, *, timeout: float | None = None
+    ) -> rollout_pb2.Rollout:
+        """Continue a paused rollout; its progress deadline starts again.
+        RolloutNotActiveError when it is not paused. Safe to retry."""
+        request = ResumeRolloutRequest(deployment=deployment)
+        return self._within(
+            lambda left: (
+                self._rpc.resume_rollout(request, timeout=left, metadata=self._metadata).rollout
+            ),
+            timeout,
+        )
+
+    def promote_rollout(
+        self, deployment: str, *, timeout: float | None = None
+    ) -> rollout_pb2.Rollout:
+        """Let a rollout whose canaries are healthy replace the rest.
+        RolloutNotActiveError when none waits for promotion. Safe to retry."""
+        request = PromoteRolloutRequest(deployment=deployment)
+        return self._within(
+            lambda left: (
+                self._rpc.promote_rollout(request, timeout=left, metadata=self._metadata).rollout
+            ),
+            timeout,
+        )
+
+    def undo_rollout(
+        self, deployment: str, to_version: int = 0, *, timeout: float | None = None
+    ) -> UndoRolloutResponse:
+        """Make an earlier version's spec current again (a new version) and roll it out;
+        `to_version` 0 goes back to what the latest rollout replaced. Not retried: each
+        call that changes something stores a new version."""
+        request = UndoRolloutRequest(deployment=deployment, to_version=to_version)
+
+        def attempt(seconds_left: float) -> UndoRolloutResponse:
+            self.target.check_socket()
+            return self._rpc.undo_rollout(request, timeout=seconds_left, metadata=self._metadata)
+
+        return call_with_retry(
+            attempt,
+            policy=self.retry,
+            timeout=self.timeout if timeout is None else timeout,
+            idempotent=False,
+        )
+
+    def drain_host(
+        self, host_id: str, deadline_s: float | None = None, *, timeout: float | None = None
+    ) -> fleet_state_pb2.Host:
+        """Cordon a host and move its instances elsewhere, no deployment losing more than
+        its max_parallel at once; what is left at the deadline (default 10 min) moves at
+        once. Returns at once with the host and its drain; follow it with list_hosts or
+        watch_events. HostNotFoundError for an unknown host. Safe to retry: a running
+        drain is answered unchanged."""
+        request = DrainHostRequest(host_id=host_id)
+        if deadline_s is not None:
+            request.deadline.FromTimedelta(datetime.timedelta(seconds=deadline_s))
+        return self._within(
+            lambda left: self._rpc.drain_host(request, timeout=left, metadata=self._metadata).host,
             timeout,
         )
 

@@ -13,9 +13,9 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from ozwald_sdk.channel import open_channel
-from ozwald_sdk.metadata import CORRELATION_ID_KEY
+from ozwald_sdk.metadata import CORRELATION_ID_KEY, client_uid_metadata
 from ozwald_sdk.retry import RetryPolicy, call_with_retry
-from ozwald_sdk.target import AgentTarget, resolve_target
+from ozwald_sdk.target import AgentTarget, resolve_orchestrator_target, resolve_target
 
 T = TypeVar("T")
 
@@ -65,4 +65,26 @@ class ServiceClient:
 
         return call_with_retry(
             checked, policy=self.retry, timeout=self.timeout, idempotent=idempotent
+        )
+
+
+class OrchestratorServiceClient(ServiceClient):
+    """A ServiceClient for one of the orchestrator's services. `target` defaults to
+    $OZWALD_ORCHESTRATOR or the orchestrator's default socket; every call carries the
+    caller's uid, by which the audit log names local operators ("local:uid=N")."""
+
+    def __init__(
+        self,
+        target: str | AgentTarget | None,
+        *,
+        timeout: float,
+        retry: RetryPolicy,
+        correlation_id: str | None,
+    ) -> None:
+        super().__init__(
+            target if isinstance(target, AgentTarget) else resolve_orchestrator_target(target),
+            timeout=timeout,
+            retry=retry,
+            correlation_id=correlation_id,
+            metadata=client_uid_metadata(),
         )

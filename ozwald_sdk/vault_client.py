@@ -7,18 +7,17 @@ as a claim: grpcio does not expose the unix socket's peer credentials).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
 from ozwald.agent.v1 import vault_service_pb2 as pb
 
+from ozwald_sdk.metadata import client_uid_metadata
 from ozwald_sdk.retry import DEFAULT_RETRY, RetryPolicy
 from ozwald_sdk.rpc.vault_service import VaultServiceRpc
 from ozwald_sdk.service_client import ServiceClient
 from ozwald_sdk.target import AgentTarget
 
-CLIENT_UID_KEY = "x-ozwald-client-uid"
 DEFAULT_TIMEOUT = 30.0  # unlock runs scrypt on the agent
 T = TypeVar("T")
 
@@ -39,7 +38,7 @@ class VaultClient(ServiceClient):
             timeout=timeout,
             retry=retry,
             correlation_id=correlation_id,
-            metadata=((CLIENT_UID_KEY, str(os.getuid())),),
+            metadata=client_uid_metadata(),
         )
         self._rpc = VaultServiceRpc(self._channel, self.target)
 

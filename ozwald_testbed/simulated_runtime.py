@@ -103,6 +103,9 @@ class SimulatedRuntime:
         self._flush_scheduled = False
         # Crash loops asked for before the instance exists (e.g. an image that always fails).
         self._crash_loops: dict[str, int] = {}
+        # Images whose containers always crash-loop, whatever instance runs them (a broken
+        # release: its rollout fails while the previous image still starts).
+        self._failing_images: dict[str, int] = {}
 
     # What the agent calls ------------------------------------------------------------
 
@@ -147,6 +150,10 @@ class SimulatedRuntime:
     def status(self, name: str) -> service_status_pb2.InstanceStatus | None:
         instance = self._instances.get(name)
         return None if instance is None else self._status(instance)
+
+    def specs(self) -> dict[str, service_spec_pb2.ServiceSpec]:
+        """The spec each instance runs (those stopping left out), by name."""
+        return {n: i.spec for n, i in sorted(self._instances.items()) if i.state != STOPPING}
 
     def names(self) -> list[str]:
         return sorted(self._instances)
@@ -199,6 +206,11 @@ class SimulatedRuntime:
         if name in self._instances:
             self._instances[name].crash_loop_exit_code = exit_code
 
+    def crash_loop_image(self, image: str, *, exit_code: int = 1) -> None:
+        """Every container started from `image` from now on exits `crash_after_s` after
+        starting, whichever instance it belongs to."""
+        self._failing_images[image] = exit_code
+
     def occupy_memory(self, amount_bytes: int) -> None:
         """Something Ozwald does not run takes `amount_bytes` (admission counts it)."""
         self._occupied_memory = max(0, amount_bytes)
@@ -219,7 +231,9 @@ class SimulatedRuntime:
             fingerprint=fingerprint(spec),
             gpu_uuids=tuple(gpus),
             generation=self._generation,
-            crash_loop_exit_code=self._crash_loops.get(spec.name),
+            crash_loop_exit_code=self._crash_loops.get(
+                spec.name, self._failing_images.get(spec.image)
+            ),
         )
         self._instances[spec.name] = instance
         self._changed_now(instance)

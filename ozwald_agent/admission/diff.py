@@ -69,7 +69,7 @@ def diff(
                     key,
                     service.spec,
                     service,
-                    "persistent service: updates never change it",
+                    f"{service.held_as()}: updates never change it",
                     fingerprint=service.fingerprint,
                 )
             )

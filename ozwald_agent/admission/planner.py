@@ -56,7 +56,7 @@ def plan(
     """
     book: FootprintBook = footprints if footprints is not None else NoFootprints()
     now = _by_key(running)
-    checked = validate(desired, {k for k, r in now.items() if r.persistent})
+    checked = validate(desired, {k: r for k, r in now.items() if r.persistent})
     changes = diff(checked.accepted, list(now.values()))
     wanted = {c.key: figures_for(c.spec, book) for c in changes if c.spec is not None}
     current = {k: figures_for(r.spec, book) for k, r in now.items()}

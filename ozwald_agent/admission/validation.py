@@ -7,14 +7,15 @@ API is public and a malformed spec must be refused with a reason, not half-appli
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ozwald.agent.v1 import plan_pb2
+from ozwald.agent.v1 import plan_pb2, service_scope_pb2
 from ozwald.common.v1 import service_spec_pb2
 
 from ozwald_agent.admission.keys import ServiceKey, key_of, label
 from ozwald_agent.admission.refusals import refusal
+from ozwald_agent.admission.running import RunningService
 
 _FIX_CONFIG = "fix the service in ozwald.yml (`ozwald config validate` shows where)"
 
@@ -31,8 +32,10 @@ class Validated:
 
 
 def validate(
-    desired: Sequence[service_spec_pb2.ServiceSpec], persistent: Set[ServiceKey]
+    desired: Sequence[service_spec_pb2.ServiceSpec],
+    persistent: Mapping[ServiceKey, RunningService],
 ) -> Validated:
+    """`persistent`: the running services this update may not change, by key."""
     result = Validated()
     seen: set[ServiceKey] = set()
     for spec in desired:
@@ -48,16 +51,9 @@ def validate(
             )
             continue
         seen.add(key)
-        if key in persistent:
-            result.refusals.append(
-                refusal(
-                    key,
-                    plan_pb2.REFUSAL_REASON_PERSISTENT_SERVICE,
-                    f"{label(key)} runs as a persistent service; updates of the dynamic "
-                    "services never stop, restart or replace it",
-                    "leave it out of the update, or rename the dynamic service",
-                )
-            )
+        held = persistent.get(key)
+        if held is not None:
+            result.refusals.append(_held_refusal(key, held))
             continue
         result.accepted.append(spec)
         problems = spec_problems(spec)
@@ -68,6 +64,22 @@ def validate(
                 for problem in problems
             )
     return result
+
+
+def _held_refusal(key: ServiceKey, held: RunningService) -> plan_pb2.Refusal:
+    if held.scope == service_scope_pb2.SERVICE_SCOPE_FLEET:
+        remedy = (
+            "leave it out of the update and give your service another name; fleet "
+            "instances change only through the orchestrator (`ozwald apply`)"
+        )
+    else:
+        remedy = "leave it out of the update, or rename the service in it"
+    return refusal(
+        key,
+        plan_pb2.REFUSAL_REASON_PERSISTENT_SERVICE,
+        f"{label(key)} is a {held.held_as()}; this update never stops, restarts or replaces it",
+        remedy,
+    )
 
 
 def spec_problems(spec: service_spec_pb2.ServiceSpec) -> list[str]:

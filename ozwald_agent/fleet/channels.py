@@ -12,11 +12,27 @@ import logging
 
 import grpc
 
-from ozwald_agent.fleet.config import FleetLinkConfig
+from ozwald_agent.fleet.config import FleetLinkConfig, LinkTiming
 from ozwald_agent.fleet.identity import FleetCredentials, FleetIdentityError, load_credentials
 from ozwald_sdk.channel import CHANNEL_OPTIONS
 
 logger = logging.getLogger(__name__)
+
+
+def link_channel_options(timing: LinkTiming) -> tuple[tuple[str, int], ...]:
+    """The channel's options: reconnecting, and HTTP/2 pings that find a dead link.
+
+    grpcio 1.85 sends the keepalive ping but does not end the transport when its ack is
+    late (`keepalive_timeout_ms` alone left a partitioned agent unaware for minutes);
+    the ping timeout does, so both are set to the same bound.
+    """
+    timeout_ms = int(timing.keepalive_timeout_s * 1000)
+    return (
+        *CHANNEL_OPTIONS,
+        ("grpc.keepalive_time_ms", int(timing.keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", timeout_ms),
+        ("grpc.http2.ping_timeout_ms", timeout_ms),
+    )
 
 
 class FleetChannels:
@@ -31,15 +47,10 @@ class FleetChannels:
 
     def open(self) -> grpc.Channel:
         self._reload()
-        timing = self._config.timing
         return grpc.secure_channel(
             self._config.address,
             self._credentials.channel_credentials(),
-            options=(
-                *CHANNEL_OPTIONS,
-                ("grpc.keepalive_time_ms", int(timing.keepalive_s * 1000)),
-                ("grpc.keepalive_timeout_ms", int(timing.keepalive_timeout_s * 1000)),
-            ),
+            options=link_channel_options(self._config.timing),
         )
 
     def _reload(self) -> None:

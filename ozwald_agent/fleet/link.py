@@ -84,6 +84,8 @@ class FleetLink:
         self._thread: threading.Thread | None = None
         self.session_id = ""
         self.sessions = 0
+        # Fleet instances the orchestrator has heard of and not yet heard stop.
+        self._reported: set[messages.ServiceKey] = set()
 
     @property
     def joined(self) -> bool:
@@ -138,7 +140,9 @@ class FleetLink:
 
     def _session(self) -> None:
         """One stream from Register to its end (`_joined` is set once it is registered)."""
-        statuses, cursor = self._provisioner.scope_statuses(FLEET)
+        # Instances taken off this host while its last stream was open may still be
+        # stopping: the orchestrator hears of them, and of their STOPPED, on this one.
+        statuses, cursor = self._provisioner.scope_statuses(FLEET, leaving=self._reported)
         footprints = self._footprints.list()
         register = messages.register(
             host_id=self.host_id,
@@ -148,6 +152,8 @@ class FleetLink:
             instances=statuses,
             footprints=footprints,
         )
+        # The session's reports thread keeps this set current (the previous one has ended).
+        self._reported = {(s.realm, s.name) for s in statuses}
         outbox = Outbox()
         outbox.put(register)
         stop = threading.Event()
@@ -159,7 +165,7 @@ class FleetLink:
             timing=self._timing,
             stop=stop,
             cursor=cursor,
-            reported={(s.realm, s.name) for s in statuses},
+            reported=self._reported,
             footprints_sent=messages.footprint_stamps(footprints),
         )
         threads: list[threading.Thread] = []

@@ -3,7 +3,7 @@ real Provisioner, FootprintStore and AgentStore; tests may pass their own)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from ozwald.agent.v1 import footprint_pb2, plan_pb2, service_status_pb2
@@ -27,7 +27,7 @@ class FleetProvisioner(Protocol):
     def scope_keys(self, scope: Scope) -> set[tuple[str, str]]: ...
 
     def scope_statuses(
-        self, scope: Scope
+        self, scope: Scope, leaving: Collection[tuple[str, str]] = ()
     ) -> tuple[list[service_status_pb2.InstanceStatus], int]: ...
 
     def events_after(self, sequence: int) -> list[service_status_pb2.ServiceEvent]: ...

@@ -206,6 +206,7 @@ class Provisioner:
                 fingerprint=d.fingerprint,
                 gpu_uuids=d.gpu_uuids,
                 persistent=d.scope != scope,
+                scope=d.scope,
             )
             for d in desired
         ]
@@ -244,12 +245,26 @@ class Provisioner:
         """The (realm, name) of every desired service of `scope`."""
         return self._store.desired_keys(_scope(scope))
 
-    def scope_statuses(self, scope: Scope) -> tuple[list[service_status_pb2.InstanceStatus], int]:
+    def scope_statuses(
+        self, scope: Scope, leaving: Collection[tuple[str, str]] = ()
+    ) -> tuple[list[service_status_pb2.InstanceStatus], int]:
         """The statuses of the desired services of `scope` (those with a status yet), and
-        the sequence of the last event they reflect: `events_after` it picks up from there."""
+        the sequence of the last event they reflect: `events_after` it picks up from there.
+
+        `leaving` names services the caller knew in `scope` before: those that left it
+        but have not stopped yet are included, since the agent no longer records
+        which scope a service that is no longer desired had."""
         keys = self.scope_keys(scope)
         statuses, sequence = self._store.snapshot()
-        return [s for s in statuses if (s.realm, s.name) in keys], sequence
+        return [
+            s
+            for s in statuses
+            if (s.realm, s.name) in keys
+            or (
+                (s.realm, s.name) in leaving
+                and s.state != service_status_pb2.INSTANCE_STATE_STOPPED
+            )
+        ], sequence
 
     def events_after(self, sequence: int) -> list[service_status_pb2.ServiceEvent]:
         """The recorded events after `sequence`, oldest first (at most a batch of them)."""

@@ -24,12 +24,10 @@ from ozwald_agent.secrets.names import DEFAULT_REALM, check_locker, check_realm
 from ozwald_agent.secrets.vault import LockerState, SecretMeta, Vault
 from ozwald_sdk import rpc_status
 from ozwald_sdk.logs import correlation_id
+from ozwald_sdk.metadata import CLIENT_UID_KEY
 
 logger = logging.getLogger(__name__)
 
-# The client's uid as the client says it: grpcio does not expose the unix socket's
-# SO_PEERCRED to handlers, so for local calls this is a claim, recorded as one.
-CLIENT_UID_KEY = "x-ozwald-client-uid"
 DEFAULT_AUDIT_LIMIT = 100
 T = TypeVar("T")
 

@@ -18,6 +18,7 @@ from ozwald_orchestrator.audit.states import (
     host_state,
     instance_state,
     joined_host,
+    rollout_state,
 )
 from ozwald_orchestrator.audit.table import AuditQuery, AuditSchemaError
 
@@ -38,4 +39,5 @@ __all__ = [
     "host_state",
     "instance_state",
     "joined_host",
+    "rollout_state",
 ]

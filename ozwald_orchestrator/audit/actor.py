@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from ozwald_orchestrator.identity import ROLE_AGENT, ROLE_OPERATOR, peer_identity
-from ozwald_sdk.vault_client import CLIENT_UID_KEY
+from ozwald_sdk.metadata import CLIENT_UID_KEY
 
 LOCAL = "local"
 

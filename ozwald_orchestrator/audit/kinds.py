@@ -27,6 +27,8 @@ HOST_JOINED = "host-joined"
 HOST_STATE_CHANGED = "host-state-changed"
 HOST_REFUSED = "host-refused"
 ASSIGNMENT_CHANGED = "assignment-changed"
+ROLLOUT_STARTED = "rollout-started"
+ROLLOUT_CHANGED = "rollout-changed"
 
 KINDS = frozenset(
     {
@@ -42,6 +44,8 @@ KINDS = frozenset(
         HOST_STATE_CHANGED,
         HOST_REFUSED,
         ASSIGNMENT_CHANGED,
+        ROLLOUT_STARTED,
+        ROLLOUT_CHANGED,
     }
 )
 

@@ -15,7 +15,8 @@ from ozwald.orchestrator.v1 import audit_service_pb2, audit_service_pb2_grpc
 
 from ozwald_orchestrator.audit.log import AuditLog
 from ozwald_orchestrator.audit.table import AuditQuery
-from ozwald_orchestrator.identity import ROLE_OPERATOR, peer_identity
+from ozwald_orchestrator.identity import ROLE_OPERATOR
+from ozwald_orchestrator.roles import require_role
 from ozwald_orchestrator.rpc_errors import abort
 from ozwald_sdk.audit_chain import time_us_of
 
@@ -38,18 +39,8 @@ class AuditServicer(audit_service_pb2_grpc.AuditServiceServicer):
         self._require_operator = require_operator
 
     async def _authorize(self, context: Context) -> None:
-        if not self._require_operator:
-            return
-        identity = peer_identity(context.auth_context())
-        if identity is not None and ROLE_OPERATOR in identity.roles:
-            return
-        who = identity.describe() if identity is not None else "a caller without a certificate"
-        await context.abort(
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"the audit log over TCP is for operators, and {who} is not one; use a "
-            "certificate from `ozwald ca issue --role operator`, or the orchestrator's "
-            "unix socket",
-        )
+        if self._require_operator:
+            await require_role(context, ROLE_OPERATOR, "the audit log")
 
     async def ListAuditRecords(
         self, request: audit_service_pb2.ListAuditRecordsRequest, context: Context

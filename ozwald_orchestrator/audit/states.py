@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from google.protobuf import json_format
-from ozwald.orchestrator.v1 import agent_link_service_pb2, deployment_pb2, fleet_state_pb2
+from ozwald.orchestrator.v1 import (
+    agent_link_service_pb2,
+    deployment_pb2,
+    fleet_state_pb2,
+    rollout_pb2,
+)
 
 
 def deployment_state(deployment: deployment_pb2.Deployment) -> dict[str, Any]:
@@ -32,10 +37,14 @@ def instance_state(instance: fleet_state_pb2.Instance) -> dict[str, Any]:
 
 
 def host_state(host: fleet_state_pb2.Host) -> dict[str, Any]:
-    """A host's state as the orchestrator judges it, and whether its agent is connected."""
+    """A host's state as the orchestrator judges it, whether its agent is connected,
+    whether it is cordoned, and where its drain stands ("" when it never had one)."""
+    drain = host.drain.state if host.HasField("drain") else fleet_state_pb2.DRAIN_STATE_UNSPECIFIED
     return {
         "state": _enum_word(fleet_state_pb2.HostState.Name(host.state)),
         "connected": host.connected,
+        "cordoned": host.cordoned,
+        "drain": "" if not drain else _enum_word(fleet_state_pb2.DrainState.Name(drain)),
     }
 
 
@@ -62,9 +71,23 @@ def assignment_state(assignment: agent_link_service_pb2.Assignment) -> dict[str,
     }
 
 
+def rollout_state(rollout: rollout_pb2.Rollout) -> dict[str, Any]:
+    """Where a rollout stands: which versions, its state and why, whether promoted. Its
+    counters are left out: each instance it replaces is on record by itself."""
+    return {
+        "id": rollout.id,
+        "from_version": rollout.from_version,
+        "to_version": rollout.to_version,
+        "state": _enum_word(rollout_pb2.RolloutState.Name(rollout.state)),
+        "reason": rollout.reason,
+        "promoted": rollout.promoted,
+        "is_revert": rollout.is_revert,
+    }
+
+
 def _enum_word(name: str) -> str:
     """`INSTANCE_STATE_RUNNING` -> `RUNNING`, as the CLI shows states."""
-    for prefix in ("INSTANCE_STATE_", "HOST_STATE_"):
+    for prefix in ("INSTANCE_STATE_", "HOST_STATE_", "DRAIN_STATE_", "ROLLOUT_STATE_"):
         if name.startswith(prefix):
             return name.removeprefix(prefix)
     return name

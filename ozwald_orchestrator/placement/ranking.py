@@ -15,7 +15,7 @@ A strategy gives two things that must agree:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ozwald_orchestrator.placement.filters import Probe, fit, static_fit
 from ozwald_orchestrator.placement.host_state import HostState
@@ -43,6 +43,15 @@ class Strategy(Protocol):
     def key(self, state: HostState, probe: Probe, positions: tuple[int, ...]) -> SortKey: ...
 
     def search(self, ledger: FleetLedger, probe: Probe) -> Choice | None: ...
+
+
+@runtime_checkable
+class LedgerAware(Protocol):
+    """Optional for a strategy: one that keeps figures of its own about the whole fleet
+    (fgd: the typical requests) is given the ledger when a Scheduler takes it, so that
+    `key`, which explain calls without a search, can work them out too."""
+
+    def attach(self, ledger: FleetLedger) -> None: ...
 
 
 def reserved_vram(state: HostState, probe: Probe, positions: tuple[int, ...]) -> int:

@@ -24,6 +24,7 @@ from ozwald_orchestrator.placement.model import (
     Unplaced,
     Verdict,
 )
+from ozwald_orchestrator.placement.ranking import LedgerAware
 from ozwald_orchestrator.placement.strategies import Choice, SortKey, Strategy
 from ozwald_orchestrator.placement.words import counted, ordinal
 
@@ -53,6 +54,8 @@ class Scheduler:
     def __init__(self, ledger: FleetLedger, strategy: Strategy) -> None:
         self.ledger = ledger
         self.strategy = strategy
+        if isinstance(strategy, LedgerAware):
+            strategy.attach(ledger)
 
     def place(self, request: PlacementRequest, *, reasons: bool = True) -> Placement | Unplaced:
         """Chooses a host and reserves the instance there; a reservation it already had is
@@ -194,10 +197,22 @@ class Scheduler:
             top = rejections[0]
             example = f" ({top.examples[0]})" if top.examples else ""
             why = f"; {top.filter} rejects {counted(top.hosts, 'host')}{example}"
+        # A placed instance stays where it runs even when its host would not take it now
+        # (cordoned, down, full): placement decides only where new instances go.
+        refusal = next(
+            (f"{r.filter}: {r.reason}" for r in refused if r.state.host_id == placed_on),
+            "it is no longer in the fleet",
+        )
         if not feasible:
-            verb = "cannot stay on" if placed_on else "cannot be placed on"
-            target = placed_on if placed_on else f"any of {counted(hosts, 'host')}"
-            return f"{instance} {verb} {target}: no host passes every filter{why}"
+            if placed_on:
+                return (
+                    f"{instance} runs on {placed_on}, which would not take it now "
+                    f"({refusal}); no other host passes every filter{why}"
+                )
+            return (
+                f"{instance} cannot be placed on any of {counted(hosts, 'host')}: no host "
+                f"passes every filter{why}"
+            )
         first = feasible[0]
         if placed_on is None:
             return (
@@ -207,10 +222,6 @@ class Scheduler:
             )
         at = next((i for i, r in enumerate(feasible) if r.state.host_id == placed_on), None)
         if at is None:
-            refusal = next(
-                (f"{r.filter}: {r.reason}" for r in refused if r.state.host_id == placed_on),
-                "it is no longer in the fleet",
-            )
             return (
                 f"{instance} runs on {placed_on}, which would not take it now ({refusal}); "
                 f"{strategy} would choose {first.state.host_id}"

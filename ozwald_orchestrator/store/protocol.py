@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ozwald.agent.v1 import footprint_pb2
-from ozwald.orchestrator.v1 import agent_link_service_pb2, deployment_pb2, fleet_state_pb2
+from ozwald.orchestrator.v1 import (
+    agent_link_service_pb2,
+    deployment_pb2,
+    fleet_state_pb2,
+    rollout_pb2,
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,21 @@ class RemovedDeployment:
     version: int
 
 
+@dataclass(frozen=True)
+class StoredRollout:
+    """One rollout of a deployment with the bookkeeping a restart needs to continue it."""
+
+    rollout: rollout_pb2.Rollout
+    # The deployment as last fully rolled out (what auto_revert goes back to), if any.
+    stable: deployment_pb2.Deployment | None
+    # When each instance got the target version.
+    replaced_at: dict[str, datetime.datetime]
+    # Instances of the target version that were healthy, and those that missed their
+    # healthy deadline.
+    healthy: frozenset[str]
+    failed: frozenset[str]
+
+
 @dataclass
 class StoreBatch:
     """Changes written together, in one transaction. Upserts replace by key."""
@@ -75,6 +95,8 @@ class StoreBatch:
     assignments: dict[str, agent_link_service_pb2.Assignment] = field(default_factory=dict)
     events: list[fleet_state_pb2.FleetEvent] = field(default_factory=list)
     footprints: list[footprint_pb2.Footprint] = field(default_factory=list)
+    # Rollouts, upserted by (deployment, id).
+    rollouts: list[StoredRollout] = field(default_factory=list)
 
     def empty(self) -> bool:
         return not (
@@ -89,6 +111,7 @@ class StoreBatch:
             or self.assignments
             or self.events
             or self.footprints
+            or self.rollouts
         )
 
 
@@ -107,6 +130,8 @@ class FleetSnapshot:
     # The highest version each deployment ever had, removed ones included, so that a
     # deployment created again continues its history instead of reusing versions.
     deployment_versions: dict[str, int]
+    # Each deployment's latest rollout (deployments removed since included).
+    rollouts: list[StoredRollout] = field(default_factory=list)
 
 
 class FleetStore(Protocol):

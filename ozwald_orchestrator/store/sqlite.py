@@ -11,13 +11,19 @@ BYTEA for BLOB.
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from ozwald.agent.v1 import footprint_pb2
-from ozwald.orchestrator.v1 import agent_link_service_pb2, deployment_pb2, fleet_state_pb2
+from ozwald.orchestrator.v1 import (
+    agent_link_service_pb2,
+    deployment_pb2,
+    fleet_state_pb2,
+    rollout_pb2,
+)
 
 from ozwald_orchestrator.store.protocol import (
     DeploymentRevision,
@@ -25,6 +31,7 @@ from ozwald_orchestrator.store.protocol import (
     FleetSnapshot,
     GpuHold,
     StoreBatch,
+    StoredRollout,
 )
 
 SCHEMA_VERSION = 1
@@ -89,6 +96,15 @@ CREATE TABLE IF NOT EXISTS footprints (
     measured_at_us BIGINT NOT NULL,
     footprint BLOB NOT NULL,
     PRIMARY KEY (fingerprint, host)
+);
+CREATE TABLE IF NOT EXISTS rollouts (
+    deployment TEXT NOT NULL,
+    id BIGINT NOT NULL,
+    state INTEGER NOT NULL,
+    rollout BLOB NOT NULL,
+    stable BLOB,
+    progress TEXT NOT NULL,
+    PRIMARY KEY (deployment, id)
 );
 """
 
@@ -166,6 +182,15 @@ class SqliteFleetStore:
                     "SELECT name, MAX(version) FROM deployment_history GROUP BY name"
                 )
             }
+            rollouts = [
+                _rollout_from_row(blob, stable, progress)
+                for blob, stable, progress in db.execute(
+                    "SELECT r.rollout, r.stable, r.progress FROM rollouts r "
+                    "JOIN (SELECT deployment, MAX(id) AS id FROM rollouts GROUP BY deployment) "
+                    "latest ON latest.deployment = r.deployment AND latest.id = r.id "
+                    "ORDER BY r.deployment"
+                )
+            ]
         return FleetSnapshot(
             desired_version=desired_version,
             deployments=deployments,
@@ -176,6 +201,7 @@ class SqliteFleetStore:
             footprints=footprints,
             last_event_sequence=int(last),
             deployment_versions=versions,
+            rollouts=rollouts,
         )
 
     def put_instances(self, instances: Sequence[fleet_state_pb2.Instance]) -> None:
@@ -306,6 +332,23 @@ class SqliteFleetStore:
                 for f in batch.footprints
             ),
         )
+        db.executemany(
+            "INSERT INTO rollouts (deployment, id, state, rollout, stable, progress) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (deployment, id) DO UPDATE SET "
+            "state = excluded.state, rollout = excluded.rollout, stable = excluded.stable, "
+            "progress = excluded.progress",
+            (
+                (
+                    r.rollout.deployment,
+                    r.rollout.id,
+                    r.rollout.state,
+                    r.rollout.SerializeToString(),
+                    r.stable.SerializeToString() if r.stable is not None else None,
+                    _progress_json(r),
+                )
+                for r in batch.rollouts
+            ),
+        )
 
     def read_events(self, after_sequence: int, limit: int) -> list[fleet_state_pb2.FleetEvent]:
         with self._lock:
@@ -338,6 +381,28 @@ class SqliteFleetStore:
             )
             for blob, desired, at, deleted in rows
         ]
+
+
+def _progress_json(stored: StoredRollout) -> str:
+    """The bookkeeping as JSON text: times in microseconds, as in every other column."""
+    return json.dumps(
+        {
+            "replaced_at_us": {i: _to_us(t) for i, t in sorted(stored.replaced_at.items())},
+            "healthy": sorted(stored.healthy),
+            "failed": sorted(stored.failed),
+        }
+    )
+
+
+def _rollout_from_row(blob: bytes, stable: bytes | None, progress: str) -> StoredRollout:
+    parsed = json.loads(progress)
+    return StoredRollout(
+        rollout=rollout_pb2.Rollout.FromString(blob),
+        stable=deployment_pb2.Deployment.FromString(stable) if stable is not None else None,
+        replaced_at={i: _from_us(int(t)) for i, t in parsed["replaced_at_us"].items()},
+        healthy=frozenset(parsed["healthy"]),
+        failed=frozenset(parsed["failed"]),
+    )
 
 
 def _to_us(moment: datetime.datetime) -> int:

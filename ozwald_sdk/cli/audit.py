@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import re
 import sys
 from pathlib import Path
@@ -42,24 +41,20 @@ def run(invocation: Invocation) -> int:
     args = invocation.args
     shown = 0
     with _client(invocation) as client:
-        try:
-            for record in client.records(
-                since=args.since,
-                until=args.until,
-                deployment=args.deployment,
-                host_id=args.host,
-                actor=args.actor,
-                kind=args.kind,
-                after_sequence=args.after,
-                limit=args.limit,
-            ):
-                shown += 1
-                line = record_to_json(record) if invocation.json else record_line(record)
-                print(line, flush=True)
-        except BrokenPipeError:
-            # The reader went away (`ozwald audit | head`): stop fetching quietly.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return ExitCode.OK
+        # A reader that goes away (`ozwald audit | head`) stops the fetching: cli/main.py.
+        for record in client.records(
+            since=args.since,
+            until=args.until,
+            deployment=args.deployment,
+            host_id=args.host,
+            actor=args.actor,
+            kind=args.kind,
+            after_sequence=args.after,
+            limit=args.limit,
+        ):
+            shown += 1
+            line = record_to_json(record) if invocation.json else record_line(record)
+            print(line, flush=True)
     if not shown and not invocation.json:
         print("no audit records match", file=sys.stderr)
     return ExitCode.OK

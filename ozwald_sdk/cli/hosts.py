@@ -26,6 +26,7 @@ def run(invocation: Invocation) -> int:
 COMMAND = Command(
     name="hosts",
     help="list the fleet's hosts: READY, DOWN (no heartbeat) or LOST (instances moved away), "
-    "since when, last heard of, GPUs, memory, assignment version, labels",
+    "and cordoned (no new instances), since when, last heard of, GPUs, memory, assignment "
+    "version, labels",
     run=run,
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from ozwald_sdk.cli.command import Command, Invocation
@@ -16,14 +15,11 @@ def run(invocation: Invocation) -> int:
     realm, name = service_ref(args.service)
     out = sys.stdout.buffer
     with invocation.agent_client() as client:
-        try:
-            # For a failed service (its container removed) the agent sends the lines it kept.
-            for chunk in client.service_logs(realm, name, tail_lines=args.tail, follow=args.follow):
-                out.write(chunk)
-                out.flush()
-        except BrokenPipeError:
-            # The reader went away (`ozwald logs x | head`): stop quietly, as cat does.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # For a failed service (its container removed) the agent sends the lines it kept.
+        # A reader that goes away (`ozwald logs x | head`) ends the stream: cli/main.py.
+        for chunk in client.service_logs(realm, name, tail_lines=args.tail, follow=args.follow):
+            out.write(chunk)
+            out.flush()
     return ExitCode.OK
 
 

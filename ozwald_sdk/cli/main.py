@@ -7,6 +7,7 @@ code (ozwald_sdk.errors.ExitCode); an OzwaldError never shows a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +56,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[Invocation], int] = args.run
     try:
-        return run(Invocation(args))
+        code = run(Invocation(args))
+        # Written out here rather than at exit, so that a reader gone away is seen below.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`ozwald hosts --json | head -1`): stop quietly, as cat
+        # does. Anything still buffered has nowhere to go; /dev/null takes it, so the
+        # interpreter's last flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except OzwaldError as e:
         print(f"error: {e.message}", file=sys.stderr)
         if e.remedy:

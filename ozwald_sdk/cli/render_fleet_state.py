@@ -85,10 +85,13 @@ def render_hosts(hosts: Sequence[FS.Host], now: datetime.datetime, width: int = 
 
 def _state(host: FS.Host) -> str:
     """The state; a READY host whose stream just closed (it is not DOWN until its TTL
-    passes) is marked, as it may be restarting."""
+    passes) is marked, as it may be restarting, and a cordoned host says so."""
     word = host_state_name(host.state)
     if host.state == FS.HOST_STATE_READY and not host.connected:
-        return f"{word} (disconnected)"
+        word = f"{word} (disconnected)"
+    if host.cordoned:
+        # As kubectl's "Ready,SchedulingDisabled": the state, and that nothing new lands.
+        word = f"{word},cordoned"
     return word
 
 
@@ -150,6 +153,7 @@ def render_deployment(
     )
     section.add("replicas", str(deployment.replicas))
     section.add("constraints", constraints_text(deployment.constraints))
+    section.add("strategy", deployment.strategy or "the orchestrator's default")
     section.add("version", f"v{deployment.version}, stored {iso(deployment.updated_at)}")
     out = section.render(width) + "\n\n"
     return out + render_instances(instances, now, width)

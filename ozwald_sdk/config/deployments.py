@@ -16,6 +16,7 @@ on services placed elsewhere).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,11 @@ from ozwald_sdk.config.checks import layers
 from ozwald_sdk.config.diagnostics import Diagnostic
 from ozwald_sdk.config.diagnostics import Path as KeyPath
 from ozwald_sdk.config.model import OzwaldConfig, Realm
-from ozwald_sdk.config.model_fleet import ANY_VARIETY, DeploymentDeclaration
+from ozwald_sdk.config.model_fleet import (
+    ANY_VARIETY,
+    DeploymentDeclaration,
+    UpdateStrategyDeclaration,
+)
 from ozwald_sdk.config.model_service import ServiceDefinition
 from ozwald_sdk.config.names import VARIETY_VENDOR, DeploymentName, Variety
 from ozwald_sdk.config.problems import closest
@@ -408,4 +413,22 @@ def _deployment(
         candidates=candidates,
         replicas=declaration.replicas,
         constraints=constraints,
+        strategy=declaration.strategy or "",
+        update=_update(declaration.update),
     )
+
+
+def _update(declared: UpdateStrategyDeclaration | None) -> deployment_pb2.UpdateStrategy | None:
+    """The declared update strategy; None (unset) leaves the orchestrator's defaults."""
+    if declared is None:
+        return None
+    update = deployment_pb2.UpdateStrategy(
+        max_parallel=declared.max_parallel,
+        auto_revert=declared.auto_revert,
+        canaries=declared.canaries,
+        auto_promote=declared.auto_promote,
+    )
+    update.min_healthy_time.FromTimedelta(datetime.timedelta(seconds=declared.min_healthy_time))
+    update.healthy_deadline.FromTimedelta(datetime.timedelta(seconds=declared.healthy_deadline))
+    update.progress_deadline.FromTimedelta(datetime.timedelta(seconds=declared.progress_deadline))
+    return update

@@ -10,6 +10,10 @@
           replicas: 2
           constraints: {gpu_vendor: nvidia, gpu_model: H100, min_vram: 40GiB,
                         host_labels: {zone: a}, spread: true}
+          strategy: spread      # optional: binpack | spread | fgd | a plugin's name
+          update: {max_parallel: 1, min_healthy_time: 10s, healthy_deadline: 5m,
+                   progress_deadline: 10m, auto_revert: true, canaries: 1,
+                   auto_promote: false}   # optional: how a changed spec rolls out
 
 This is the shape only; whether the service, variety and profile exist, and whether the
 service may run in the fleet at all, is checked against the realms in deployments.py.
@@ -19,12 +23,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from ozwald_sdk.config.model_service import StrictModel
 from ozwald_sdk.config.names import DeploymentName, GpuVendorName, Name, ProfileName
-from ozwald_sdk.config.problems import expected
-from ozwald_sdk.config.units import PositiveSize
+from ozwald_sdk.config.problems import expected, refused
+from ozwald_sdk.config.units import Duration, PositiveSize
 
 ANY_VARIETY: Final = "any"
 VarietyChoice = Literal["any", "nvidia", "amdgpu", "cpu"]
@@ -68,6 +72,43 @@ class PlacementConstraintsDeclaration(StrictModel):
     """At most one instance of the deployment per host."""
 
 
+class UpdateStrategyDeclaration(StrictModel):
+    """How a change of the deployment's spec rolls out to running instances: a few at a
+    time, each proving healthy before the next ones go (docs/operations.md)."""
+
+    max_parallel: Annotated[int, Field(ge=1)] = 1
+    """How many instances may be unavailable because of the rollout at once."""
+    min_healthy_time: Duration = 10.0
+    """How long a new instance must run before it counts as healthy, e.g. 10s."""
+    healthy_deadline: Duration = 300.0
+    """A new instance not healthy within this long counts as failed, e.g. 5m."""
+    progress_deadline: Duration = 600.0
+    """The rollout fails when no instance became healthy for this long (at least
+    healthy_deadline), e.g. 10m."""
+    auto_revert: bool = False
+    """When the rollout fails, go back to the last version that was fully rolled out."""
+    canaries: Annotated[int, Field(ge=0)] = 0
+    """Replace this many instances first, then wait for `ozwald rollout promote`."""
+    auto_promote: bool = False
+    """Promote the canaries on their own once they are all healthy."""
+
+    @model_validator(mode="after")
+    def _deadlines_fit(self) -> UpdateStrategyDeclaration:
+        if self.progress_deadline < self.healthy_deadline:
+            raise refused(
+                f"progress_deadline ({self.progress_deadline:g} s) must not be shorter than "
+                f"healthy_deadline ({self.healthy_deadline:g} s): the rollout would fail "
+                "before its first instance's own deadline"
+            )
+        if self.min_healthy_time > self.healthy_deadline:
+            raise refused(
+                f"min_healthy_time ({self.min_healthy_time:g} s) is longer than "
+                f"healthy_deadline ({self.healthy_deadline:g} s): no instance could become "
+                "healthy in time"
+            )
+        return self
+
+
 class DeploymentDeclaration(StrictModel):
     """A service the fleet runs `replicas` copies of, on hosts the scheduler chooses."""
 
@@ -86,6 +127,13 @@ class DeploymentDeclaration(StrictModel):
         default_factory=PlacementConstraintsDeclaration
     )
     """Where instances may go."""
+    strategy: Name | None = None
+    """How the scheduler ranks the hosts its instances may go to: binpack, spread, fgd, or
+    a plugin's name (docs/operations.md); default the orchestrator's `--strategy`. The
+    orchestrator refuses a name it does not have."""
+    update: UpdateStrategyDeclaration | None = None
+    """How a change of what the deployment runs rolls out (max_parallel, deadlines,
+    auto_revert, canaries); default one at a time, 10 s healthy, no revert."""
 
 
 class FleetSection(StrictModel):

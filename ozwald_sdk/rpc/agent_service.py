@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, TypeVar
 
 import grpc
@@ -36,15 +36,13 @@ from ozwald.agent.v1.agent_service_pb2 import (
     WatchServicesResponse,
 )
 
-from ozwald_sdk.errors import OzwaldError, error_from_rpc
-from ozwald_sdk.metadata import CORRELATION_ID_KEY
+from ozwald_sdk.rpc.calls import Metadata, SyncRpc, rpc_error
 from ozwald_sdk.target import AgentTarget
 
-Metadata = tuple[tuple[str, str], ...]
 Response = TypeVar("Response", bound=Message)
 
 
-class AgentServiceRpc:
+class AgentServiceRpc(SyncRpc):
     """AgentService over a sync channel."""
 
     def __init__(self, channel: grpc.Channel, target: AgentTarget) -> None:
@@ -57,7 +55,7 @@ class AgentServiceRpc:
         try:
             return self._stub.GetHostProfile(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as e:
-            raise _error(e, "GetHostProfile", self._target, timeout, metadata) from e
+            raise rpc_error(e, "GetHostProfile", self._target, timeout, metadata) from e
 
     def watch_host_profile(
         self, request: WatchHostProfileRequest, *, timeout: float | None, metadata: Metadata
@@ -67,7 +65,7 @@ class AgentServiceRpc:
         try:
             yield from call
         except grpc.RpcError as e:
-            raise _error(e, "WatchHostProfile", self._target, timeout, metadata) from e
+            raise rpc_error(e, "WatchHostProfile", self._target, timeout, metadata) from e
         finally:
             call.cancel()
 
@@ -140,31 +138,6 @@ class AgentServiceRpc:
             "ListWebhookDeliveries", self._stub.ListWebhookDeliveries, request, timeout, metadata
         )
 
-    def _unary(
-        self,
-        method: str,
-        call: Callable[..., Response],
-        request: Message,
-        timeout: float,
-        metadata: Metadata,
-    ) -> Response:
-        try:
-            return call(request, timeout=timeout, metadata=metadata)
-        except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
-
-    def _stream(
-        self, method: str, call: Iterator[Response], timeout: float | None, metadata: Metadata
-    ) -> Generator[Response, None, None]:
-        try:
-            yield from call
-        except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
-        finally:
-            cancel = getattr(call, "cancel", None)
-            if cancel is not None:
-                cancel()
-
 
 class AsyncAgentServiceRpc:
     """AgentService over a grpc.aio channel."""
@@ -179,7 +152,7 @@ class AsyncAgentServiceRpc:
         try:
             return await self._stub.GetHostProfile(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as e:
-            raise _error(e, "GetHostProfile", self._target, timeout, metadata) from e
+            raise rpc_error(e, "GetHostProfile", self._target, timeout, metadata) from e
 
     async def watch_host_profile(
         self, request: WatchHostProfileRequest, *, timeout: float | None, metadata: Metadata
@@ -190,7 +163,7 @@ class AsyncAgentServiceRpc:
             async for response in call:
                 yield response
         except grpc.RpcError as e:
-            raise _error(e, "WatchHostProfile", self._target, timeout, metadata) from e
+            raise rpc_error(e, "WatchHostProfile", self._target, timeout, metadata) from e
         finally:
             call.cancel()
 
@@ -279,7 +252,7 @@ class AsyncAgentServiceRpc:
         try:
             return await call(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
+            raise rpc_error(e, method, self._target, timeout, metadata) from e
 
     async def _stream(
         self, method: str, call: Any, timeout: float | None, metadata: Metadata
@@ -288,23 +261,6 @@ class AsyncAgentServiceRpc:
             async for response in call:
                 yield response
         except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
+            raise rpc_error(e, method, self._target, timeout, metadata) from e
         finally:
             call.cancel()
-
-
-def _error(
-    error: grpc.RpcError,
-    method: str,
-    target: AgentTarget,
-    timeout: float | None,
-    metadata: Metadata,
-) -> OzwaldError:
-    correlation_id = next((v for k, v in metadata if k == CORRELATION_ID_KEY), None)
-    return error_from_rpc(
-        error,
-        method=method,
-        target=target,
-        timeout=timeout,
-        correlation_id=correlation_id,
-    )

@@ -2,42 +2,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
-from typing import TypeVar
+from collections.abc import Generator
 
 import grpc
-from google.protobuf.message import Message
 from ozwald.orchestrator.v1 import fleet_service_pb2_grpc
 from ozwald.orchestrator.v1.fleet_service_pb2 import (
     ApplyDeploymentsRequest,
     ApplyDeploymentsResponse,
+    CordonHostRequest,
+    CordonHostResponse,
+    DrainHostRequest,
+    DrainHostResponse,
     ExplainDeploymentRequest,
     ExplainDeploymentResponse,
     GetDeploymentRequest,
     GetDeploymentResponse,
     GetDriftRequest,
     GetDriftResponse,
+    GetRolloutRequest,
+    GetRolloutResponse,
     ListDeploymentsRequest,
     ListDeploymentsResponse,
     ListHostsRequest,
     ListHostsResponse,
     ListInstancesRequest,
     ListInstancesResponse,
+    PauseRolloutRequest,
+    PauseRolloutResponse,
     PlanDeploymentsRequest,
     PlanDeploymentsResponse,
+    PromoteRolloutRequest,
+    PromoteRolloutResponse,
+    ResumeRolloutRequest,
+    ResumeRolloutResponse,
+    ScaleDeploymentRequest,
+    ScaleDeploymentResponse,
+    UncordonHostRequest,
+    UncordonHostResponse,
+    UndoRolloutRequest,
+    UndoRolloutResponse,
     WatchEventsRequest,
     WatchEventsResponse,
 )
 
-from ozwald_sdk.errors import OzwaldError, error_from_rpc
-from ozwald_sdk.metadata import CORRELATION_ID_KEY
+from ozwald_sdk.rpc.calls import Metadata, SyncRpc
 from ozwald_sdk.target import AgentTarget
 
-Metadata = tuple[tuple[str, str], ...]
-Response = TypeVar("Response", bound=Message)
 
-
-class FleetServiceRpc:
+class FleetServiceRpc(SyncRpc):
     """FleetService over a sync channel."""
 
     def __init__(self, channel: grpc.Channel, target: AgentTarget) -> None:
@@ -92,6 +104,53 @@ class FleetServiceRpc:
     ) -> GetDriftResponse:
         return self._unary("GetDrift", self._stub.GetDrift, request, timeout, metadata)
 
+    def scale_deployment(
+        self, request: ScaleDeploymentRequest, *, timeout: float, metadata: Metadata
+    ) -> ScaleDeploymentResponse:
+        return self._unary(
+            "ScaleDeployment", self._stub.ScaleDeployment, request, timeout, metadata
+        )
+
+    def cordon_host(
+        self, request: CordonHostRequest, *, timeout: float, metadata: Metadata
+    ) -> CordonHostResponse:
+        return self._unary("CordonHost", self._stub.CordonHost, request, timeout, metadata)
+
+    def uncordon_host(
+        self, request: UncordonHostRequest, *, timeout: float, metadata: Metadata
+    ) -> UncordonHostResponse:
+        return self._unary("UncordonHost", self._stub.UncordonHost, request, timeout, metadata)
+
+    def get_rollout(
+        self, request: GetRolloutRequest, *, timeout: float, metadata: Metadata
+    ) -> GetRolloutResponse:
+        return self._unary("GetRollout", self._stub.GetRollout, request, timeout, metadata)
+
+    def pause_rollout(
+        self, request: PauseRolloutRequest, *, timeout: float, metadata: Metadata
+    ) -> PauseRolloutResponse:
+        return self._unary("PauseRollout", self._stub.PauseRollout, request, timeout, metadata)
+
+    def resume_rollout(
+        self, request: ResumeRolloutRequest, *, timeout: float, metadata: Metadata
+    ) -> ResumeRolloutResponse:
+        return self._unary("ResumeRollout", self._stub.ResumeRollout, request, timeout, metadata)
+
+    def promote_rollout(
+        self, request: PromoteRolloutRequest, *, timeout: float, metadata: Metadata
+    ) -> PromoteRolloutResponse:
+        return self._unary("PromoteRollout", self._stub.PromoteRollout, request, timeout, metadata)
+
+    def undo_rollout(
+        self, request: UndoRolloutRequest, *, timeout: float, metadata: Metadata
+    ) -> UndoRolloutResponse:
+        return self._unary("UndoRollout", self._stub.UndoRollout, request, timeout, metadata)
+
+    def drain_host(
+        self, request: DrainHostRequest, *, timeout: float, metadata: Metadata
+    ) -> DrainHostResponse:
+        return self._unary("DrainHost", self._stub.DrainHost, request, timeout, metadata)
+
     def watch_events(
         self, request: WatchEventsRequest, *, timeout: float | None, metadata: Metadata
     ) -> Generator[WatchEventsResponse, None, None]:
@@ -102,41 +161,3 @@ class FleetServiceRpc:
             timeout,
             metadata,
         )
-
-    def _unary(
-        self,
-        method: str,
-        call: Callable[..., Response],
-        request: Message,
-        timeout: float,
-        metadata: Metadata,
-    ) -> Response:
-        try:
-            return call(request, timeout=timeout, metadata=metadata)
-        except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
-
-    def _stream(
-        self, method: str, call: Iterator[Response], timeout: float | None, metadata: Metadata
-    ) -> Generator[Response, None, None]:
-        try:
-            yield from call
-        except grpc.RpcError as e:
-            raise _error(e, method, self._target, timeout, metadata) from e
-        finally:
-            cancel = getattr(call, "cancel", None)
-            if cancel is not None:
-                cancel()
-
-
-def _error(
-    error: grpc.RpcError,
-    method: str,
-    target: AgentTarget,
-    timeout: float | None,
-    metadata: Metadata,
-) -> OzwaldError:
-    correlation_id = next((v for k, v in metadata if k == CORRELATION_ID_KEY), None)
-    return error_from_rpc(
-        error, method=method, target=target, timeout=timeout, correlation_id=correlation_id
-    )

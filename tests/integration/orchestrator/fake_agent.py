@@ -202,6 +202,11 @@ class FakeAgent:
     def send(self, message: agent_link_service_pb2.ConnectRequest) -> None:
         self._outbox.put_nowait(message)
 
+    def finish(self) -> None:
+        """Half-close: send nothing more and say so, as an agent ending the stream in
+        order does; the stream stays open for the orchestrator's answer."""
+        self._outbox.put_nowait(None)
+
     async def close(self) -> None:
         """End the stream (as a stopped agent would) and the channel."""
         for task in self._tasks:

@@ -10,8 +10,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeAlias
 
 import grpc
+from ozwald.orchestrator.v1 import fleet_service_pb2_grpc
 
 from tests.support.certificates import Authority
 
@@ -19,6 +21,8 @@ ORCHESTRATOR = [sys.executable, "-m", "ozwald_orchestrator.main"]
 # Short timings keep the scenarios quick; the logic is the same at the defaults.
 TIMING = ["--heartbeat-interval", "0.2", "--heartbeat-ttl", "0.8", "--reschedule-grace", "1.5"]
 HEARTBEAT_S = 0.2
+
+FleetStub: TypeAlias = "fleet_service_pb2_grpc.FleetServiceAsyncStub"
 
 
 @dataclass

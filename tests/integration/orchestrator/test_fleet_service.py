@@ -5,56 +5,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeAlias
 
 import grpc
 import pytest
-import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from ozwald.orchestrator.v1 import fleet_service_pb2, fleet_service_pb2_grpc
+from ozwald.orchestrator.v1 import fleet_service_pb2
 
 from tests.integration.orchestrator.fake_agent import FakeAgent
 from tests.integration.orchestrator.orchestrator_process import (
     ORCHESTRATOR,
-    TIMING,
+    FleetStub,
     Pki,
     RunningOrchestrator,
-    start_orchestrator,
 )
 from tests.integration.orchestrator.wire import error_info, web
-from tests.support.short_paths import short_tmpdir
 
 pytestmark = pytest.mark.integration
-
-FleetStub: TypeAlias = "fleet_service_pb2_grpc.FleetServiceAsyncStub"
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with short_tmpdir() as path:
-        yield path
-
-
-@pytest.fixture
-def pki(workdir: Path) -> Pki:
-    return Pki(workdir / "pki")
-
-
-@pytest.fixture
-def orchestrator(workdir: Path, pki: Pki) -> Iterator[RunningOrchestrator]:
-    running = start_orchestrator(workdir, pki, TIMING)
-    yield running
-    if running.process.poll() is None:
-        assert running.terminate() == 0, running.logs()
-
-
-@pytest_asyncio.fixture
-async def fleet(orchestrator: RunningOrchestrator) -> AsyncIterator[FleetStub]:
-    async with grpc.aio.insecure_channel(orchestrator.unix_target) as channel:
-        yield fleet_service_pb2_grpc.FleetServiceStub(channel)
 
 
 @pytest.mark.asyncio

@@ -7,13 +7,11 @@ real process (its store, its listeners, its timers), restarted and killed for re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeAlias
 
 import grpc
 import pytest
-import pytest_asyncio
 from ozwald.orchestrator.v1 import (
     agent_link_service_pb2,
     agent_link_service_pb2_grpc,
@@ -27,44 +25,14 @@ from tests.integration.orchestrator.fake_agent import FakeAgent
 from tests.integration.orchestrator.orchestrator_process import (
     HEARTBEAT_S,
     TIMING,
+    FleetStub,
     Pki,
     RunningOrchestrator,
     start_orchestrator,
 )
 from tests.integration.orchestrator.wire import error_info, web
-from tests.support.short_paths import short_tmpdir
 
 pytestmark = pytest.mark.integration
-
-FleetStub: TypeAlias = "fleet_service_pb2_grpc.FleetServiceAsyncStub"
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    with short_tmpdir() as path:
-        yield path
-
-
-@pytest.fixture
-def pki(workdir: Path) -> Pki:
-    return Pki(workdir / "pki")
-
-
-@pytest.fixture
-def orchestrator(workdir: Path, pki: Pki) -> Iterator[RunningOrchestrator]:
-    running = start_orchestrator(workdir, pki, TIMING)
-    yield running
-    if running.process.poll() is None:
-        code = running.terminate()
-        assert code == 0, f"orchestrator exited with {code} on SIGTERM:\n{running.logs()}"
-
-
-@pytest_asyncio.fixture
-async def fleet(
-    orchestrator: RunningOrchestrator,
-) -> AsyncIterator[FleetStub]:
-    async with grpc.aio.insecure_channel(orchestrator.unix_target) as channel:
-        yield fleet_service_pb2_grpc.FleetServiceStub(channel)
 
 
 async def eventually(

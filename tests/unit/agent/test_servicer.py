@@ -18,13 +18,13 @@ from ozwald.common.v1 import host_profile_pb2
 
 from ozwald_agent.provisioning.admission_facts import AdmissionFacts
 from ozwald_agent.provisioning.provisioner import Provisioner
-from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.runtime.container_spec import RuntimeSettings
 from ozwald_agent.runtime.docker_runtime import DockerRuntime
 from ozwald_agent.servicer import AgentServicer
 from ozwald_agent.state.store import AgentStore
 from ozwald_sdk.logs import CorrelationIdFilter, correlation_id
 from ozwald_sdk.metadata import CORRELATION_ID_KEY
+from ozwald_sdk.process.request_logging import RequestLoggingInterceptor
 from tests.support.short_paths import short_tmpdir
 
 
@@ -150,7 +150,7 @@ def test_cancelled_watch_releases_its_worker(serve: Served) -> None:
 def test_handler_and_log_line_see_the_callers_correlation_id(
     serve: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ozwald_agent.request_logging")
+    caplog.set_level(logging.INFO, logger="ozwald_sdk.process.request_logging")
     caplog.handler.addFilter(CorrelationIdFilter())
     serve.stub.GetHostProfile(
         agent_service_pb2.GetHostProfileRequest(),
@@ -158,7 +158,7 @@ def test_handler_and_log_line_see_the_callers_correlation_id(
         metadata=((CORRELATION_ID_KEY, "cid-abc"),),
     )
     assert serve.collector.correlation_ids == ["cid-abc"]
-    record = next(r for r in caplog.records if r.name == "ozwald_agent.request_logging")
+    record = next(r for r in caplog.records if r.name == "ozwald_sdk.process.request_logging")
     assert record.getMessage().endswith("GetHostProfile finished: OK")
     assert getattr(record, "correlation_id", None) == "cid-abc"
 
@@ -166,15 +166,15 @@ def test_handler_and_log_line_see_the_callers_correlation_id(
 def test_a_watch_the_client_cancels_is_logged_as_cancelled(
     serve: Served, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="ozwald_agent.request_logging")
+    caplog.set_level(logging.INFO, logger="ozwald_sdk.process.request_logging")
     stream = serve.stub.WatchHostProfile(_watch(3_600_000), timeout=10)
     next(stream)
     stream.cancel()
     for _ in range(50):
-        if any(r.name == "ozwald_agent.request_logging" for r in caplog.records):
+        if any(r.name == "ozwald_sdk.process.request_logging" for r in caplog.records):
             break
         threading.Event().wait(0.05)
-    record = next(r for r in caplog.records if r.name == "ozwald_agent.request_logging")
+    record = next(r for r in caplog.records if r.name == "ozwald_sdk.process.request_logging")
     assert record.getMessage().endswith("WatchHostProfile finished: CANCELLED")
 
 

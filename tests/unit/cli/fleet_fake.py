@@ -239,6 +239,63 @@ class FleetFake(fleet_service_pb2_grpc.FleetServiceServicer):
                 cursor = event.sequence
                 yield pb.WatchEventsResponse(event=event)
 
+    # Fleet operations: not modelled here. The tests of those commands subclass the fake
+    # and override what they use; the rest answer UNIMPLEMENTED, as an older server would.
+
+    def ScaleDeployment(
+        self, request: pb.ScaleDeploymentRequest, context: grpc.ServicerContext
+    ) -> pb.ScaleDeploymentResponse:
+        self._arrive("ScaleDeployment", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model ScaleDeployment")
+
+    def GetRollout(
+        self, request: pb.GetRolloutRequest, context: grpc.ServicerContext
+    ) -> pb.GetRolloutResponse:
+        self._arrive("GetRollout", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model GetRollout")
+
+    def PauseRollout(
+        self, request: pb.PauseRolloutRequest, context: grpc.ServicerContext
+    ) -> pb.PauseRolloutResponse:
+        self._arrive("PauseRollout", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model PauseRollout")
+
+    def ResumeRollout(
+        self, request: pb.ResumeRolloutRequest, context: grpc.ServicerContext
+    ) -> pb.ResumeRolloutResponse:
+        self._arrive("ResumeRollout", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model ResumeRollout")
+
+    def PromoteRollout(
+        self, request: pb.PromoteRolloutRequest, context: grpc.ServicerContext
+    ) -> pb.PromoteRolloutResponse:
+        self._arrive("PromoteRollout", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model PromoteRollout")
+
+    def UndoRollout(
+        self, request: pb.UndoRolloutRequest, context: grpc.ServicerContext
+    ) -> pb.UndoRolloutResponse:
+        self._arrive("UndoRollout", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model UndoRollout")
+
+    def CordonHost(
+        self, request: pb.CordonHostRequest, context: grpc.ServicerContext
+    ) -> pb.CordonHostResponse:
+        self._arrive("CordonHost", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model CordonHost")
+
+    def UncordonHost(
+        self, request: pb.UncordonHostRequest, context: grpc.ServicerContext
+    ) -> pb.UncordonHostResponse:
+        self._arrive("UncordonHost", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model UncordonHost")
+
+    def DrainHost(
+        self, request: pb.DrainHostRequest, context: grpc.ServicerContext
+    ) -> pb.DrainHostResponse:
+        self._arrive("DrainHost", request, context)
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "the fake does not model DrainHost")
+
     # Internals --------------------------------------------------------------------
 
     def _arrive(self, method: str, request: Any, context: grpc.ServicerContext) -> None:

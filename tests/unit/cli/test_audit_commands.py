@@ -24,10 +24,10 @@ from ozwald_sdk import ca
 from ozwald_sdk.audit_client import AuditClient, record_from_json, record_to_json
 from ozwald_sdk.cli.main import main
 from ozwald_sdk.errors import ExitCode, PermissionDeniedError
+from ozwald_sdk.metadata import CLIENT_UID_KEY
 from ozwald_sdk.orchestrator_client import FleetClient
 from ozwald_sdk.target import resolve_orchestrator_target
 from ozwald_sdk.testing import ServerTls
-from ozwald_sdk.vault_client import CLIENT_UID_KEY
 from tests.unit.cli.audit_server import WHO_AM_I, serve_audit
 
 

@@ -208,6 +208,9 @@ def test_exit_codes_are_the_documented_ones() -> None:
         "DEPLOYMENT_INVALID": 18,
         "DEPLOYMENT_NOT_FOUND": 19,
         "AUDIT_TAMPERED": 20,
+        "HOST_NOT_FOUND": 21,
+        "ROLLOUT_NOT_FOUND": 22,
+        "ROLLOUT_NOT_ACTIVE": 23,
         "INTERRUPTED": 130,
     }
 

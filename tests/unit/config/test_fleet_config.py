@@ -333,4 +333,61 @@ def test_the_schema_lets_editors_complete_the_fleet_section() -> None:
         "profile",
         "replicas",
         "constraints",
+        "strategy",
+        "update",
     }
+
+
+def test_an_update_strategy_reaches_the_deployment(write: ConfigWriter) -> None:
+    path = write(
+        SERVICES
+        + """\
+fleet:
+  deployments:
+    e:
+      service: embed
+      update: {max_parallel: 2, min_healthy_time: 15s, healthy_deadline: 2m,
+               progress_deadline: 5m, auto_revert: true, canaries: 1, auto_promote: true}
+"""
+    )
+    [deployment] = resolve_deployments(load_config(path))
+    update = deployment.update
+    assert (update.max_parallel, update.canaries) == (2, 1)
+    assert update.auto_revert and update.auto_promote
+    assert update.min_healthy_time.ToTimedelta().total_seconds() == 15
+    assert update.healthy_deadline.ToTimedelta().total_seconds() == 120
+    assert update.progress_deadline.ToTimedelta().total_seconds() == 300
+
+
+def test_a_deployment_without_update_leaves_the_orchestrator_s_defaults(
+    write: ConfigWriter,
+) -> None:
+    path = write(
+        SERVICES
+        + """\
+fleet:
+  deployments:
+    e: {service: embed}
+"""
+    )
+    [deployment] = resolve_deployments(load_config(path))
+    assert not deployment.HasField("update")
+
+
+def test_a_progress_deadline_shorter_than_the_healthy_deadline_is_located(
+    write: ConfigWriter,
+) -> None:
+    path = write(
+        SERVICES
+        + """\
+fleet:
+  deployments:
+    e:
+      service: embed
+      update: {healthy_deadline: 5m, progress_deadline: 1m}
+"""
+    )
+    problems = rendered(path)
+    assert len(problems) == 1
+    assert "fleet.deployments.e.update" in problems[0]
+    assert "progress_deadline (60 s) must not be shorter than healthy_deadline" in problems[0]

@@ -22,6 +22,7 @@ from ozwald_sdk.errors import (
     InvalidArgumentError,
     OzwaldError,
     PermissionDeniedError,
+    RoleNotAllowedError,
     ShuttingDownError,
     UnavailableError,
     UnimplementedError,
@@ -207,3 +208,19 @@ def test_unavailable_with_an_unknown_reason_is_not_an_unreachable_agent() -> Non
         client.get_host_profile()
     assert type(raised.value) is UnavailableError
     assert raised.value.remedy == "cool the disk"
+
+
+def test_a_role_the_service_does_not_take_is_a_permission_error_naming_both_roles() -> None:
+    error = _fail_once(
+        Failure(
+            grpc.StatusCode.PERMISSION_DENIED,
+            "FleetService over TCP is for operators",
+            error_reason_pb2.ERROR_REASON_ROLE_NOT_ALLOWED,
+            remedy="use an operator certificate",
+            metadata={"role": "agent", "required": "operator"},
+        )
+    )
+    assert type(error) is RoleNotAllowedError
+    assert isinstance(error, PermissionDeniedError)
+    assert error.exit_code == ExitCode.PERMISSION_DENIED
+    assert (error.role, error.required) == ("agent", "operator")

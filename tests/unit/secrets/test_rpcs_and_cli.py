@@ -12,11 +12,11 @@ import grpc
 import pytest
 from ozwald.agent.v1 import vault_service_pb2_grpc
 
-from ozwald_agent.request_logging import RequestLoggingInterceptor
 from ozwald_agent.secrets.rpcs import VaultRpcs
 from ozwald_agent.secrets.vault import Vault
 from ozwald_sdk.cli.main import main
 from ozwald_sdk.errors import ExitCode, SecretNotFoundError, VaultLockedError
+from ozwald_sdk.process.request_logging import RequestLoggingInterceptor
 from ozwald_sdk.vault_client import VaultClient
 from tests.support.short_paths import short_tmpdir
 

@@ -33,10 +33,12 @@ class AgentParts:
         self.footprints.close()
 
 
-def agent_parts(directory: Path, *, memory_gib: float = 16) -> AgentParts:
+def agent_parts(
+    directory: Path, *, memory_gib: float = 16, runtime: MemoryRuntime | None = None
+) -> AgentParts:
     store = AgentStore(directory / "agent.db")
     footprints = FootprintStore(directory / "agent.db")
-    runtime = MemoryRuntime()
+    runtime = runtime or MemoryRuntime()
     profile = host(cores=8, memory_gib=memory_gib)
     provisioner = Provisioner(
         store, runtime, FakeHostFacts(), lambda: profile, footprints=footprints

@@ -233,6 +233,8 @@ def test_an_orchestrator_restart_is_logged_once_and_the_link_comes_back(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness.orchestrator.wait_session(1)
+    # Joined means Registered arrived: a server stopped before that is a join that failed.
+    assert harness.link.wait_joined(5)
     caplog.set_level(logging.DEBUG, logger="ozwald_agent.fleet.link")
     harness.server.stop(0).wait()
     harness.orchestrator.wait_for(lambda _: harness.link._backoff.failures >= 4, timeout=10)

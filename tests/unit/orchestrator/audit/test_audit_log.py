@@ -11,6 +11,7 @@ import json
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -365,7 +366,14 @@ def test_an_anchor_kept_elsewhere_catches_a_rewritten_log(db_path: Path, tmp_pat
 
 def test_a_damaged_checkpoint_is_reported(log: AuditLog, db_path: Path) -> None:
     _fill(log, 2)
-    db_path.with_name("orchestrator.db.audit-head").write_text("{not json")
+    path = db_path.with_name("orchestrator.db.audit-head")
+    # Damaged only once the writer has checkpointed the head: otherwise its next
+    # checkpoint (due a second after the first) would repair the file under the test.
+    deadline = time.monotonic() + 10
+    while (checkpoint := read_checkpoint(path)) is None or checkpoint.sequence < 2:
+        assert time.monotonic() < deadline, "the head was never checkpointed"
+        time.sleep(0.02)
+    path.write_text("{not json")
     result = log.verify()
     assert not result.ok
     assert "checkpoint is damaged" in result.problem

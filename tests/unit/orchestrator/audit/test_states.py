@@ -44,7 +44,16 @@ def test_host_states_and_what_a_host_brings() -> None:
     host = FS.Host(
         id="h1", state=FS.HOST_STATE_DOWN, labels={"zone": "b", "rack": "1"}, profile=profile
     )
-    assert host_state(host) == {"state": "DOWN", "connected": False}
+    assert host_state(host) == {"state": "DOWN", "connected": False, "cordoned": False, "drain": ""}
+    host.cordoned = True
+    host.drain.state = FS.DRAIN_STATE_RUNNING
+    assert host_state(host) == {
+        "state": "DOWN",
+        "connected": False,
+        "cordoned": True,
+        "drain": "RUNNING",
+    }
+    host.cordoned, host.drain.state = False, FS.DRAIN_STATE_UNSPECIFIED
     assert joined_host(host) == {
         "labels": {"rack": "1", "zone": "b"},
         "cpus": 30,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ozwald_agent.exclusive_lock import ExclusiveLock, LockHeldError
+from ozwald_sdk.process.exclusive_lock import ExclusiveLock, LockHeldError
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from ozwald_agent.exclusive_lock import ExclusiveLock
+from ozwald_sdk.process.exclusive_lock import ExclusiveLock
 ExclusiveLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 time.sleep(60)

@@ -1,7 +1,8 @@
-"""An advisory lock that one orchestrator holds on its state directory for its lifetime.
+"""An advisory lock that one process holds for its lifetime.
 
-A lock file taken with flock(2) is released by the kernel when its holder dies, so a
-killed orchestrator never leaves a lock behind (a PID file alone would).
+Two agents, or two orchestrators, must never share a socket or a state directory. A
+lock file taken with flock(2) is released by the kernel when its holder dies, so a
+crashed process never leaves a lock behind, unlike a PID file alone.
 """
 
 from __future__ import annotations

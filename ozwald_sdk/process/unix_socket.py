@@ -1,4 +1,4 @@
-"""Claiming the orchestrator's unix socket path safely."""
+"""Claiming a server's unix socket path safely."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ class NotASocketError(Exception):
 
 
 def prepare_socket_path(path: Path) -> None:
-    """Clear a stale socket left by a dead orchestrator, refusing anything else at `path`.
+    """Clear a stale socket left by a dead server, refusing anything else at `path`.
 
-    Call it while holding the state directory's lock: a socket file that refuses
-    connections then belongs to nobody, while one that accepts them belongs to a process
-    that does not use the lock and is left alone.
+    Call it while holding the lock that guards the socket (see exclusive_lock.py): then
+    a socket file that refuses connections belongs to nobody. One that still accepts
+    them belongs to a process that does not use the lock (an older version, or another
+    program), and is refused.
     """
     try:
         mode = path.lstat().st_mode

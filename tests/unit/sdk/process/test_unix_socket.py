@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ozwald_agent.unix_socket import NotASocketError, SocketInUseError, prepare_socket_path
+from ozwald_sdk.process.unix_socket import NotASocketError, SocketInUseError, prepare_socket_path
 from tests.support.short_paths import short_tmpdir
 
 
