@@ -85,13 +85,16 @@ def render_hosts(hosts: Sequence[FS.Host], now: datetime.datetime, width: int = 
 
 def _state(host: FS.Host) -> str:
     """The state; a READY host whose stream just closed (it is not DOWN until its TTL
-    passes) is marked, as it may be restarting, and a cordoned host says so."""
+    passes) is marked, as it may be restarting, a cordoned host says so, and a running
+    drain says how many instances are still to move."""
     word = host_state_name(host.state)
     if host.state == FS.HOST_STATE_READY and not host.connected:
         word = f"{word} (disconnected)"
     if host.cordoned:
         # As kubectl's "Ready,SchedulingDisabled": the state, and that nothing new lands.
         word = f"{word},cordoned"
+    if host.drain.state == FS.DRAIN_STATE_RUNNING:
+        word = f"{word},draining ({host.drain.remaining} left)"
     return word
 
 

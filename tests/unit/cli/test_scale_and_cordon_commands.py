@@ -205,3 +205,26 @@ def test_hosts_marks_a_cordoned_host_that_is_down_too() -> None:
     now = datetime.datetime.now(datetime.UTC)
     down = FS.Host(id="h2", state=FS.HOST_STATE_DOWN, cordoned=True, state_since=stamp(now))
     assert "DOWN,cordoned" in render_hosts([down], now)
+
+
+def test_hosts_says_how_many_instances_a_running_drain_still_has_to_move() -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    draining = FS.Host(
+        id="h1",
+        state=FS.HOST_STATE_READY,
+        connected=True,
+        cordoned=True,
+        state_since=stamp(now),
+        drain=FS.HostDrain(state=FS.DRAIN_STATE_RUNNING, remaining=3),
+    )
+    finished = FS.Host(
+        id="h2",
+        state=FS.HOST_STATE_READY,
+        connected=True,
+        cordoned=True,
+        state_since=stamp(now),
+        drain=FS.HostDrain(state=FS.DRAIN_STATE_COMPLETE),
+    )
+    table = render_hosts([draining, finished], now)
+    assert "READY,cordoned,draining (3 left)" in table
+    assert table.count("draining") == 1

@@ -305,9 +305,10 @@ class UndoRolloutRequest(_message.Message):
     deployment: _builtins.str
     """The deployment."""
     to_version: _builtins.int
-    """The version to go back to; 0 means the one before the current version.
-    NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, when that version was never
-    stored.
+    """The version to go back to; 0 means the version the latest rollout
+    replaced (not simply the previous version: after a scale that one runs
+    the same spec). NOT_FOUND, reason DEPLOYMENT_NOT_FOUND, when that version
+    was never stored.
     """
     def __init__(
         self,
