@@ -6,6 +6,8 @@ instances the budget allows (those already down first: moving them costs nothing
 hosts that can take them now; an instance no other host can take stays until the
 deadline. At the deadline everything left is released at once and placed wherever it
 fits (DEADLINE_PASSED). A host with nothing left on it is COMPLETE, and stays cordoned.
+A draining host that is DOWN moves nothing, deadline or not: it would keep running
+what moved. Once LOST, its instances are placed elsewhere like any lost host's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ozwald_orchestrator.events import EventLog
 from ozwald_orchestrator.persistence import Persister
 from ozwald_orchestrator.rollouts.budget import Budgets, available
 from ozwald_orchestrator.rollouts.replace import Mover
-from ozwald_orchestrator.state import FleetState, HostRecord
+from ozwald_orchestrator.state import DOWN, FleetState, HostRecord
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,16 @@ class Drains:
         for record in self.draining():
             drain = record.host.drain
             deadline = drain.deadline.ToDatetime(datetime.UTC)
+            if record.state == DOWN:
+                # Unreachable: it cannot be told to stop what it runs, so anything moved
+                # or released now would run twice. It waits, even past its deadline, until
+                # the host is back (READY: the drain goes on) or LOST (its instances are
+                # placed elsewhere as for any lost host); both wake the reconciler.
+                if now < deadline:
+                    result.next_due = (
+                        deadline if result.next_due is None else min(result.next_due, deadline)
+                    )
+                continue
             if now >= deadline:
                 self._deadline(record, mover, result)
                 continue

@@ -114,8 +114,8 @@ class FleetSettings:
     drift_grace_s: float = 10.0
     drift_check_s: float = 1.0
     flush_interval_s: float = DEFAULT_INTERVAL_S
-    # After a restart, hosts known from the store may go down (their agents have not
-    # reconnected yet) but none is lost, and nothing moves, for this long.
+    # After a restart, for this long no host is lost (nothing moves), and a host whose
+    # agent has not reconnected yet is not down either (health_monitor.HealthMonitor.hold).
     restart_grace_s: float = 30.0
 
 
@@ -241,7 +241,7 @@ class Fleet:
         self.rollouts.load(snapshot.rollouts)
         self.drains.load()
         if snapshot.hosts:
-            self.monitor.hold_losses(self.settings.restart_grace_s)
+            self.monitor.hold(self.settings.restart_grace_s)
         logger.info(
             "loaded %d deployment(s), %d instance(s), %d host(s) from the store "
             "(desired-state version %d)",
@@ -432,9 +432,11 @@ class Fleet:
 
     def _members(self, deployment: deployment_pb2.Deployment) -> list[Member]:
         members = []
+        hosts = self.state.hosts
         for record in self.state.instances_of(deployment.name):
             instance = record.instance
             up = instance.state == RUNNING
+            host = hosts.get(record.host_id) if record.host_id else None
             members.append(
                 Member(
                     id=record.id,
@@ -442,6 +444,7 @@ class Fleet:
                     updated=instance.deployment_version == deployment.version,
                     available=up,
                     running_since=instance.state_since.ToDatetime(datetime.UTC) if up else None,
+                    host_down=host is not None and host.host.state == DOWN,
                 )
             )
         return members
@@ -553,6 +556,7 @@ class Fleet:
             )
         )
         record.last_seen, record.last_seen_wall = now, wall
+        self.monitor.heard(host_id)
         host = record.host
         host.labels.clear()
         host.labels.update(register.labels)
@@ -589,6 +593,7 @@ class Fleet:
         now = self.clock.monotonic()
         record.last_seen = now
         record.last_seen_wall = self.clock.now()
+        self.monitor.heard(record.id)
         if now - record.last_seen_marked >= self._last_seen_write_s:
             record.last_seen_marked = now
             self.persister.host_seen(record.id)

@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="after a restart, no host is declared lost (nothing moves) for this long, so "
-        "that agents have time to reconnect (default: %(default)s)",
+        help="after a restart, no host is declared lost (nothing moves), and no host whose "
+        "agent has not reconnected yet is declared down, for this long, so that agents "
+        "have time to reconnect (default: %(default)s)",
     )
     parser.add_argument(
         "--drift-grace",

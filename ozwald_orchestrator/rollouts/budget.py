@@ -9,7 +9,9 @@ its budget for other reasons is not disrupted further, so the invariant is
     unavailable after a step <= max(max_parallel, unavailable before it)
 
 Taking down an instance that is already unavailable costs nothing and is always allowed:
-replacing it cannot make things worse.
+replacing it cannot make things worse. Rollouts and drains do not take down an instance
+whose host is DOWN at all: it may still run there, out of reach, and would run twice. It
+counts as unavailable until its host is back or LOST.
 """
 
 from __future__ import annotations

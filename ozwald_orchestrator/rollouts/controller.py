@@ -44,6 +44,11 @@ class Member:
     available: bool
     # When it last became RUNNING; None when it is not RUNNING.
     running_since: datetime.datetime | None
+    # Its host is DOWN (silent, within the reschedule grace). It counts as unavailable
+    # but is not replaced: the host cannot be told to stop it, so a copy placed elsewhere
+    # would run twice. It is replaced in place once its host is back, or gets the new
+    # version when the host is LOST and it is placed elsewhere.
+    host_down: bool = False
 
 
 @dataclass
@@ -373,7 +378,11 @@ def _replace(
         1 for m in members if m.updated and m.available and m.id not in progress.healthy
     )
     # Instances that are down anyway go first: replacing them costs no availability.
-    old = sorted((m for m in members if not m.updated), key=lambda m: (m.available, m.ordinal))
+    # Those on a DOWN host wait (see Member.host_down); they use up budget meanwhile.
+    old = sorted(
+        (m for m in members if not m.updated and not m.host_down),
+        key=lambda m: (m.available, m.ordinal),
+    )
     for member in old:
         if allowance <= 0:
             break

@@ -439,6 +439,9 @@ async def test_after_a_restart_hosts_have_the_restart_grace_to_reconnect(tmp_pat
     first.join("h1")
     first.join("h2")
     await first.apply(deployment("web", 2, cpus=5))
+    for host_id in ("h1", "h2"):
+        for assignment in first.assignments(host_id):
+            first.admit(host_id, assignment)
     await first.fleet.persister.flush()
     first.store.close()
 
@@ -446,15 +449,55 @@ async def test_after_a_restart_hosts_have_the_restart_grace_to_reconnect(tmp_pat
     for _ in range(9):  # 27 s: past TTL + grace, within the 30 s restart grace
         second.clock.advance(3.0)
         second.fleet.check_health()
-    states = {h.id: h.state for h in second.fleet.hosts()}
-    assert set(states.values()) == {fleet_state_pb2.HOST_STATE_DOWN}
+    # Not heard from yet, but not down either: their instances keep their stored state.
+    assert {h.state for h in second.fleet.hosts()} == {fleet_state_pb2.HOST_STATE_READY}
+    assert {i.state for i in second.fleet.instances()} == {RUNNING}
     await second.settle()
     assert {i: r.host_id for i, r in second.fleet.state.instances.items()} == {
         i: r.host_id for i, r in first.fleet.state.instances.items()
     }
-    second.clock.advance(3.5)
+    # The hold ends at 30 s; then the TTL (3 s) and the reschedule grace (5 s) apply.
+    second.clock.advance(6.5)
+    second.fleet.check_health()
+    assert {h.state for h in second.fleet.hosts()} == {fleet_state_pb2.HOST_STATE_DOWN}
+    second.clock.advance(5.0)
     second.fleet.check_health()
     assert {h.state for h in second.fleet.hosts()} == {fleet_state_pb2.HOST_STATE_LOST}
+
+
+@pytest.mark.asyncio
+async def test_an_agent_that_reconnects_late_after_a_restart_is_never_down(
+    tmp_path: Path,
+) -> None:
+    first = Harness(tmp_path)
+    first.join("h1")
+    await first.apply(deployment("web", 1))
+    [assignment] = first.assignments("h1")
+    first.admit("h1", assignment)
+    await first.fleet.persister.flush()
+    first.store.close()
+
+    second = Harness(tmp_path, first.clock)
+    for _ in range(40):  # 10 s: an agent's reconnect backoff, well past the TTL
+        second.clock.advance(0.25)
+        second.fleet.check_health()
+    assert second.instance("web-0").state == RUNNING
+    second.join(
+        "h1",
+        applied_version=assignment.version,
+        instances=list(first.fleet.state.hosts["h1"].observed.values()),
+    )
+    for _ in range(10):
+        second.clock.advance(1.0)
+        second.heartbeat("h1")
+        second.fleet.check_health()
+    assert second.fleet.state.hosts["h1"].host.state == fleet_state_pb2.HOST_STATE_READY
+    assert second.instance("web-0").state == RUNNING
+    assert [e for e in second.events("host-down")] == []
+    # Heard from, it is timed by its own messages again, hold or not.
+    second.clock.advance(3.5)
+    second.fleet.check_health()
+    assert second.fleet.state.hosts["h1"].host.state == fleet_state_pb2.HOST_STATE_DOWN
 
 
 @pytest.mark.asyncio

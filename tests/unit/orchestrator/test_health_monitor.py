@@ -51,3 +51,55 @@ def test_lost_hosts_are_left_alone() -> None:
     fleet = _fleet(clock, fleet_state_pb2.HOST_STATE_LOST)
     clock.advance(1000)
     assert HealthMonitor(fleet, clock, SETTINGS).due() == []
+
+
+def test_during_the_restart_hold_a_host_not_yet_heard_from_is_not_down() -> None:
+    clock = FakeClock()
+    fleet = _fleet(clock, fleet_state_pb2.HOST_STATE_READY)
+    monitor = HealthMonitor(fleet, clock, SETTINGS)
+    monitor.hold(30)
+    clock.advance(29.9)
+    assert monitor.due() == []
+    # After the hold, its silence counts from the hold's end.
+    clock.advance(3.0)
+    assert monitor.due() == []
+    clock.advance(0.2)
+    [down] = monitor.due()
+    assert down.to == fleet_state_pb2.HOST_STATE_DOWN and "restarted" in down.why
+    fleet.hosts["h0"].host.state = fleet_state_pb2.HOST_STATE_DOWN
+    clock.advance(4.8)
+    assert monitor.due() == []  # the reschedule grace still applies
+    clock.advance(0.2)
+    [lost] = monitor.due()
+    assert lost.to == fleet_state_pb2.HOST_STATE_LOST
+
+
+def test_a_host_heard_during_the_hold_is_timed_by_its_own_messages() -> None:
+    clock = FakeClock()
+    fleet = _fleet(clock, fleet_state_pb2.HOST_STATE_READY, fleet_state_pb2.HOST_STATE_READY)
+    monitor = HealthMonitor(fleet, clock, SETTINGS)
+    monitor.hold(30)
+    clock.advance(12)  # h0's agent reconnects late, after its backoff
+    fleet.hosts["h0"].last_seen = clock.monotonic()
+    monitor.heard("h0")
+    clock.advance(3.1)
+    [down] = monitor.due()
+    assert down.host.id == "h0" and "TTL 3 s" in down.why
+    fleet.hosts["h0"].host.state = fleet_state_pb2.HOST_STATE_DOWN
+    clock.advance(10)  # past TTL + grace, but within the hold: not lost yet
+    assert monitor.due() == []
+    clock.advance(5)
+    [lost] = monitor.due()
+    assert (lost.host.id, lost.to) == ("h0", fleet_state_pb2.HOST_STATE_LOST)
+
+
+def test_a_host_stored_down_is_lost_once_the_hold_ends() -> None:
+    clock = FakeClock()
+    fleet = _fleet(clock, fleet_state_pb2.HOST_STATE_DOWN)
+    monitor = HealthMonitor(fleet, clock, SETTINGS)
+    monitor.hold(30)
+    clock.advance(29.9)
+    assert monitor.due() == []
+    clock.advance(0.2)
+    [lost] = monitor.due()
+    assert lost.to == fleet_state_pb2.HOST_STATE_LOST
