@@ -164,10 +164,14 @@ def keyring_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         gnome.stdin.close()
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        # keyring picks its backend once per process, from the environment of that moment:
+        # anything in this process that touched keyring before (with no session bus) left
+        # it on keyring.backends.fail, which refuses every call. Choose again, now.
+        previous_backend = keyring.get_keyring()
+        keyring.core.init_backend()
         # The login collection is created and unlocked asynchronously: wait for a
-        # round trip through the real Secret Service. On a loaded 2-core machine this
-        # took more than 15 s once (CI, 2026-11-27), so the bound is generous.
-        deadline = time.monotonic() + 45
+        # round trip through the real Secret Service.
+        deadline = time.monotonic() + 30
         while True:
             try:
                 keyring.set_password("ozwald-probe", "probe", "ok")
@@ -177,7 +181,10 @@ def keyring_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
                 pass
             assert time.monotonic() < deadline, "gnome-keyring-daemon did not answer"
             time.sleep(0.2)
-        yield env
+        try:
+            yield env
+        finally:
+            keyring.set_keyring(previous_backend)
     finally:
         if gnome is not None:
             _stop(gnome)
